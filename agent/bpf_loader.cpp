@@ -1,0 +1,139 @@
+#include "bpf_loader.h"
+
+#include <bpf/libbpf.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <mutex>
+#include <sstream>
+
+#include "keepalive.skel.h"
+
+namespace tcpka {
+
+namespace {
+
+// libbpf reports through a global print callback; we keep what it says
+// during a load so a failure can quote the verifier instead of a bare errno.
+std::mutex g_log_mu;
+std::string g_log;
+
+int capture_print(enum libbpf_print_level level, const char* fmt, va_list args) {
+  if (level == LIBBPF_DEBUG) return 0;
+  char buf[1024];
+  const int n = vsnprintf(buf, sizeof(buf), fmt, args);
+  std::lock_guard lock(g_log_mu);
+  g_log += buf;
+  if (g_log.size() > (1u << 20)) g_log.erase(0, g_log.size() - (1u << 19));
+  return n;
+}
+
+std::string take_log_tail(size_t lines) {
+  std::lock_guard lock(g_log_mu);
+  std::vector<std::string> all;
+  std::stringstream ss(g_log);
+  for (std::string l; std::getline(ss, l);) all.push_back(l);
+  g_log.clear();
+  std::string out;
+  for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) {
+    out += "\n  " + all[i];
+  }
+  return out;
+}
+
+int on_sample(void* ctx, void* data, size_t size) {
+  static_cast<const EventSink*>(ctx)->operator()(data, size);
+  return 0;
+}
+
+std::string errstr(int err) { return strerror(err < 0 ? -err : err); }
+
+}  // namespace
+
+Result<std::unique_ptr<KeepaliveBpf>> KeepaliveBpf::load(const LoadOptions& opts) {
+  libbpf_set_print(capture_print);
+  std::unique_ptr<KeepaliveBpf> self(new KeepaliveBpf());
+  self->opts_ = opts;
+  self->skel_ = keepalive_bpf__open();
+  if (!self->skel_) {
+    return Error{"opening the BPF object failed: " + errstr(errno) + take_log_tail(20)};
+  }
+  auto* skel = self->skel_;
+  skel->rodata->tka_kill_mode = opts.plan.backend == Backend::kResetReason
+                                    ? TKA_KILL_RESET_REASON
+                                    : TKA_KILL_TIMER_BRACKET;
+  bpf_map__set_max_entries(skel->maps.tka_events, opts.ringbuf_bytes);
+  bpf_map__set_max_entries(skel->maps.tka_probed, opts.max_sockets);
+
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, skel->obj) {
+    const auto& want = opts.plan.programs;
+    const bool load = std::find(want.begin(), want.end(), bpf_program__name(prog)) != want.end();
+    bpf_program__set_autoload(prog, load);
+  }
+  if (int err = keepalive_bpf__load(skel); err) {
+    std::string hint;
+    if (err == -EPERM || err == -EACCES) {
+      hint = " (needs root, or CAP_BPF + CAP_PERFMON; is the kernel in lockdown=confidentiality?)";
+    }
+    return Error{"loading the BPF programs failed: " + errstr(err) + hint + take_log_tail(25)};
+  }
+  take_log_tail(0);
+  return self;
+}
+
+KeepaliveBpf::~KeepaliveBpf() {
+  if (rb_) ring_buffer__free(rb_);
+  for (auto& [name, link] : links_) bpf_link__destroy(link);
+  if (skel_) keepalive_bpf__destroy(skel_);
+}
+
+Result<void> KeepaliveBpf::attach() {
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, skel_->obj) {
+    if (!bpf_program__autoload(prog)) continue;
+    bpf_link* link = bpf_program__attach(prog);
+    if (!link) {
+      const int err = errno;
+      return Error{std::string("attaching ") + bpf_program__name(prog) + " (" +
+                   bpf_program__section_name(prog) + ") failed: " + errstr(err) +
+                   take_log_tail(10)};
+    }
+    links_.emplace_back(bpf_program__name(prog), link);
+  }
+  return {};
+}
+
+Result<void> KeepaliveBpf::open_events(EventSink sink) {
+  sink_ = std::move(sink);
+  rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.tka_events), on_sample, &sink_, nullptr);
+  if (!rb_) return Error{"opening the ring buffer failed: " + errstr(errno)};
+  return {};
+}
+
+int KeepaliveBpf::poll(int timeout_ms) { return ring_buffer__poll(rb_, timeout_ms); }
+
+std::vector<ProgramState> KeepaliveBpf::programs() const {
+  std::vector<ProgramState> out;
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, skel_->obj) {
+    if (!bpf_program__autoload(prog)) continue;
+    ProgramState s{bpf_program__name(prog), bpf_program__section_name(prog), false};
+    s.attached = std::any_of(links_.begin(), links_.end(),
+                             [&](const auto& l) { return l.first == s.program; });
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::array<uint64_t, TKA_DROP__COUNT> KeepaliveBpf::drops() const {
+  std::array<uint64_t, TKA_DROP__COUNT> out{};
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i] = __atomic_load_n(&skel_->bss->tka_drops[i], __ATOMIC_RELAXED);
+  }
+  return out;
+}
+
+}  // namespace tcpka

@@ -1,0 +1,64 @@
+// Owns the keepalive BPF skeleton: open -> set rodata and map sizes -> load
+// -> attach, one cleanup path (the destructor), errors as values that carry
+// libbpf's message and the verifier log tail.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernel_features.h"
+#include "result.h"
+#include "tcpka.h"
+
+struct keepalive_bpf;
+struct ring_buffer;
+struct bpf_link;
+
+namespace tcpka {
+
+struct LoadOptions {
+  Plan plan;
+  uint32_t ringbuf_bytes = 1u << 20;
+  uint32_t max_sockets = 65536;
+};
+
+struct ProgramState {
+  std::string program;  // BPF program name, e.g. "tka_timer_entry"
+  std::string attach;   // its section, e.g. "tp_btf/timer_expire_entry"
+  bool attached = false;
+};
+
+using EventSink = std::function<void(const void* data, size_t size)>;
+
+class KeepaliveBpf {
+ public:
+  // Loads the programs of opts.plan into the kernel (nothing attached yet).
+  static Result<std::unique_ptr<KeepaliveBpf>> load(const LoadOptions& opts);
+  ~KeepaliveBpf();
+  KeepaliveBpf(const KeepaliveBpf&) = delete;
+  KeepaliveBpf& operator=(const KeepaliveBpf&) = delete;
+
+  Result<void> attach();
+  // Events go to sink from the thread that calls poll().
+  Result<void> open_events(EventSink sink);
+  // Waits up to timeout_ms; returns events consumed or -errno.
+  int poll(int timeout_ms);
+
+  std::vector<ProgramState> programs() const;
+  std::array<uint64_t, TKA_DROP__COUNT> drops() const;
+
+ private:
+  KeepaliveBpf() = default;
+
+  keepalive_bpf* skel_ = nullptr;
+  ring_buffer* rb_ = nullptr;
+  EventSink sink_;
+  LoadOptions opts_;
+  std::vector<std::pair<std::string, bpf_link*>> links_;
+};
+
+}  // namespace tcpka

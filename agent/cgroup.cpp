@@ -1,0 +1,117 @@
+#include "cgroup.h"
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+namespace tcpka {
+
+namespace {
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string unescape_octal(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size()) {
+      const char a = s[i + 1], b = s[i + 2], c = s[i + 3];
+      if (a >= '0' && a <= '3' && b >= '0' && b <= '7' && c >= '0' && c <= '7') {
+        out += static_cast<char>((a - '0') * 64 + (b - '0') * 8 + (c - '0'));
+        i += 3;
+        continue;
+      }
+    }
+    out += s[i];
+  }
+  return out;
+}
+
+std::vector<std::string_view> split_spaces(std::string_view line) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && line[i] == ' ') ++i;
+    size_t j = i;
+    while (j < line.size() && line[j] != ' ') ++j;
+    if (j > i) out.push_back(line.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::string> cgroup2_mount_from_mountinfo(std::string_view text) {
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+    auto f = split_spaces(line);
+    // id parent maj:min root mountpoint options [optional...] - fstype source super
+    size_t dash = 0;
+    for (size_t i = 6; i < f.size(); ++i) {
+      if (f[i] == "-") {
+        dash = i;
+        break;
+      }
+    }
+    if (dash == 0 || dash + 1 >= f.size()) continue;
+    if (f[dash + 1] == "cgroup2") return unescape_octal(f[4]);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> find_cgroup2_mount() {
+  std::ifstream in("/proc/self/mountinfo");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return cgroup2_mount_from_mountinfo(ss.str());
+}
+
+CgroupResolver::CgroupResolver(std::string root, std::chrono::milliseconds min_rescan)
+    : root_(std::move(root)), min_rescan_(min_rescan) {}
+
+std::string CgroupResolver::path(uint64_t id) {
+  if (root_.empty()) return "";
+  std::lock_guard lock(mu_);
+  if (auto it = by_id_.find(id); it != by_id_.end()) return it->second;
+  const auto now = std::chrono::steady_clock::now();
+  // A miss rescans the tree, but not more often than min_rescan_: ids of
+  // cgroups that vanished before we looked would otherwise rescan per event.
+  if (!scanned_ || now - last_scan_ >= min_rescan_) {
+    rescan_locked();
+    last_scan_ = now;
+    scanned_ = true;
+    if (auto it = by_id_.find(id); it != by_id_.end()) return it->second;
+  }
+  return "";
+}
+
+bool CgroupResolver::exists(std::string_view rel) const {
+  if (root_.empty()) return false;
+  struct stat st{};
+  const std::string full = root_ + std::string(rel);
+  return ::stat(full.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+void CgroupResolver::rescan_locked() {
+  namespace fs = std::filesystem;
+  by_id_.clear();
+  struct stat st{};
+  if (::stat(root_.c_str(), &st) == 0) by_id_[st.st_ino] = "/";
+  std::error_code ec;
+  fs::recursive_directory_iterator it(root_, fs::directory_options::skip_permission_denied, ec);
+  for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_directory(ec) || it->is_symlink(ec)) {
+      continue;
+    }
+    const std::string full = it->path().string();
+    if (::stat(full.c_str(), &st) != 0 || full.size() <= root_.size()) continue;
+    // The iterator yields root_ + "/" + relative; keep the "/relative" part.
+    by_id_[st.st_ino] = full.substr(root_.back() == '/' ? root_.size() - 1 : root_.size());
+  }
+}
+
+}  // namespace tcpka

@@ -1,0 +1,47 @@
+// cgroup v2: where the hierarchy is mounted, and cgroup id -> path.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace tcpka {
+
+// The mount point of the cgroup2 file system in a /proc/PID/mountinfo text,
+// octal escapes (\040) decoded. nullopt when there is none.
+std::optional<std::string> cgroup2_mount_from_mountinfo(std::string_view mountinfo);
+
+// The same for this process, reading /proc/self/mountinfo.
+std::optional<std::string> find_cgroup2_mount();
+
+// Maps the cgroup ids the kernel reports (the kernfs node id, which is the
+// inode number of the cgroup's directory) to paths relative to the cgroup2
+// mount with a leading slash, as /proc/PID/cgroup shows them.
+class CgroupResolver {
+ public:
+  // An empty root means "no cgroup2 on this host": every id resolves to "".
+  explicit CgroupResolver(std::string root,
+                          std::chrono::milliseconds min_rescan = std::chrono::seconds(1));
+
+  // "" when the id is unknown even after a rescan (the cgroup is gone).
+  std::string path(uint64_t id);
+  // Whether a relative path ("/a/b") is still a cgroup directory.
+  bool exists(std::string_view rel) const;
+  const std::string& root() const { return root_; }
+
+ private:
+  void rescan_locked();
+
+  std::string root_;
+  std::chrono::milliseconds min_rescan_;
+  std::mutex mu_;
+  std::unordered_map<uint64_t, std::string> by_id_;
+  std::chrono::steady_clock::time_point last_scan_{};
+  bool scanned_ = false;
+};
+
+}  // namespace tcpka

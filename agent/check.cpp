@@ -1,0 +1,34 @@
+// `tcpka check`: what the kernel offers, the path chosen for each signal, and
+// a real load of the programs (the verifier is the final judge), detached
+// again before returning.
+#include <cstdio>
+
+#include "commands.h"
+#include "kernel_features.h"
+#include "bpf_loader.h"
+
+namespace tcpka {
+
+int run_check(const RunConfig& cfg) {
+  const Features f = probe_features();
+  std::printf("%s\n", describe(f).c_str());
+  auto plan = plan_for(f, cfg.backend);
+  if (!plan) {
+    std::printf("result: cannot run: %s\n", plan.error().c_str());
+    return 1;
+  }
+  std::printf("backend: %s\n", std::string(backend_name(plan->backend)).c_str());
+  for (const auto& s : plan->signals) {
+    std::printf("  %-13s %s%s\n", s.signal.c_str(), s.available ? s.attach.c_str() : "NOT OBSERVED",
+                s.available ? "" : (" (" + s.missing + ")").c_str());
+  }
+  auto bpf = KeepaliveBpf::load(LoadOptions{*plan, cfg.ringbuf_bytes, cfg.max_sockets});
+  if (!bpf) {
+    std::printf("result: cannot run: %s\n", bpf.error().c_str());
+    return 1;
+  }
+  std::printf("result: ok (%zu programs load)\n", plan->programs.size());
+  return 0;
+}
+
+}  // namespace tcpka

@@ -1,0 +1,193 @@
+#include "event.h"
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <cstdio>
+#include <cstring>
+
+namespace tcpka {
+
+std::string_view kind_name(EventKind k) {
+  switch (k) {
+    case EventKind::kProbe:
+      return "probe";
+    case EventKind::kRecovered:
+      return "recovered";
+    case EventKind::kKill:
+      return "kill";
+    case EventKind::kGone:
+      return "gone";
+  }
+  return "?";
+}
+
+std::string_view outcome_name(Outcome o) {
+  switch (o) {
+    case Outcome::kNone:
+      return "";
+    case Outcome::kTimeout:
+      return "timeout";
+    case Outcome::kReset:
+      return "reset";
+  }
+  return "?";
+}
+
+std::string_view direction_name(Direction d) {
+  switch (d) {
+    case Direction::kUnknown:
+      return "unknown";
+    case Direction::kInbound:
+      return "inbound";
+    case Direction::kOutbound:
+      return "outbound";
+  }
+  return "?";
+}
+
+std::string_view tcp_state_name(unsigned state) {
+  // include/net/tcp_states.h
+  static constexpr std::string_view kNames[] = {
+      "unknown",  "established", "syn_sent",   "syn_recv", "fin_wait1",
+      "fin_wait2", "time_wait",  "close",      "close_wait", "last_ack",
+      "listen",   "closing",     "new_syn_recv", "bound_inactive"};
+  if (state < sizeof(kNames) / sizeof(kNames[0])) return kNames[state];
+  return "unknown";
+}
+
+namespace {
+
+std::string addr_text(uint16_t family, const uint8_t* raw) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (family == AF_INET) {
+    inet_ntop(AF_INET, raw, buf, sizeof(buf));
+  } else {
+    inet_ntop(AF_INET6, raw, buf, sizeof(buf));
+  }
+  return buf;
+}
+
+}  // namespace
+
+bool decode_event(const void* data, size_t size, Event* out) {
+  static_assert(sizeof(tka_event) == 80, "the ring-buffer ABI changed: update both sides");
+  if (size < sizeof(tka_event)) return false;
+  tka_event raw;
+  std::memcpy(&raw, data, sizeof(raw));
+  if (raw.family != AF_INET && raw.family != AF_INET6) return false;
+  if (raw.kind < TKA_EV_PROBE || raw.kind > TKA_EV_GONE) return false;
+  if (raw.outcome > TKA_OUTCOME_RESET || raw.direction > TKA_DIR_OUTBOUND) return false;
+
+  Event e;
+  e.kind = static_cast<EventKind>(raw.kind - TKA_EV_PROBE);
+  e.outcome = static_cast<Outcome>(raw.outcome);
+  e.direction = static_cast<Direction>(raw.direction);
+  e.sock.netns = raw.netns;
+  e.sock.family = raw.family;
+  e.sock.saddr = addr_text(raw.family, raw.saddr);
+  e.sock.daddr = addr_text(raw.family, raw.daddr);
+  e.sock.sport = raw.sport;
+  e.sock.dport = raw.dport;
+  e.ts_ns = raw.ts_ns;
+  e.cookie = raw.cookie;
+  e.cgroup_id = raw.cgroup_id;
+  e.err = raw.err;
+  e.probes_out = raw.probes_out;
+  e.state = raw.state;
+  *out = std::move(e);
+  return true;
+}
+
+uint16_t service_port(const Event& e) {
+  return e.direction == Direction::kInbound ? e.sock.sport : e.sock.dport;
+}
+
+namespace {
+
+std::string endpoint(const SocketKey& s, bool local) {
+  const std::string& a = local ? s.saddr : s.daddr;
+  const uint16_t p = local ? s.sport : s.dport;
+  return (s.family == AF_INET6 ? "[" + a + "]" : a) + ":" + std::to_string(p);
+}
+
+std::string errno_name(int err) {
+  if (err == 0) return "-";
+  const char* name = strerrorname_np(err);
+  return name ? name : std::to_string(err);
+}
+
+}  // namespace
+
+std::string format_text(const Event& e, std::string_view cgroup) {
+  char head[64];
+  std::snprintf(head, sizeof(head), "%-9s %-7s", std::string(kind_name(e.kind)).c_str(),
+                e.outcome == Outcome::kNone ? "-" : std::string(outcome_name(e.outcome)).c_str());
+  std::string line = head;
+  line += " " + endpoint(e.sock, true) + " -> " + endpoint(e.sock, false);
+  line += " " + std::string(direction_name(e.direction));
+  line += " probes_out=" + std::to_string(e.probes_out);
+  line += " err=" + errno_name(e.err);
+  line += " netns=" + std::to_string(e.sock.netns);
+  line += " cgroup=" + std::string(cgroup.empty() ? "?" : cgroup);
+  line += " cookie=" + (e.cookie ? std::to_string(e.cookie) : std::string("-"));
+  return line;
+}
+
+std::string json_quote(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string format_json(const Event& e, std::string_view cgroup) {
+  std::string j = "{";
+  j += "\"event\":" + json_quote(kind_name(e.kind));
+  j += ",\"ts_ns\":" + std::to_string(e.ts_ns);
+  j += ",\"family\":" + std::to_string(e.sock.family == AF_INET6 ? 6 : 4);
+  j += ",\"saddr\":" + json_quote(e.sock.saddr);
+  j += ",\"sport\":" + std::to_string(e.sock.sport);
+  j += ",\"daddr\":" + json_quote(e.sock.daddr);
+  j += ",\"dport\":" + std::to_string(e.sock.dport);
+  j += ",\"direction\":" + json_quote(direction_name(e.direction));
+  j += ",\"netns\":" + std::to_string(e.sock.netns);
+  j += ",\"cgroup\":" + (cgroup.empty() ? std::string("null") : json_quote(cgroup));
+  j += ",\"cgroup_id\":" + std::to_string(e.cgroup_id);
+  j += ",\"cookie\":" + (e.cookie ? std::to_string(e.cookie) : std::string("null"));
+  j += ",\"state\":" + json_quote(tcp_state_name(e.state));
+  j += ",\"probes_out\":" + std::to_string(e.probes_out);
+  j += ",\"outcome\":" +
+       (e.outcome == Outcome::kNone ? std::string("null") : json_quote(outcome_name(e.outcome)));
+  j += ",\"errno\":" + std::to_string(e.err);
+  j += ",\"error\":" + (e.err ? json_quote(errno_name(e.err)) : std::string("null"));
+  j += "}";
+  return j;
+}
+
+}  // namespace tcpka

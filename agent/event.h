@@ -1,0 +1,58 @@
+// Events from the kernel, decoded and formatted for `tcpka watch`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "tcpka.h"
+
+namespace tcpka {
+
+enum class EventKind { kProbe, kRecovered, kKill, kGone };
+enum class Outcome { kNone, kTimeout, kReset };
+enum class Direction { kUnknown, kInbound, kOutbound };
+
+std::string_view kind_name(EventKind k);
+std::string_view outcome_name(Outcome o);
+std::string_view direction_name(Direction d);
+// Kernel TCP state number to "established", "close_wait", ...
+std::string_view tcp_state_name(unsigned state);
+
+// A socket as user space names it: unique among live sockets of the host.
+struct SocketKey {
+  uint32_t netns = 0;
+  uint16_t family = 0;
+  std::string saddr, daddr;
+  uint16_t sport = 0, dport = 0;
+  auto operator<=>(const SocketKey&) const = default;
+};
+
+struct Event {
+  EventKind kind = EventKind::kProbe;
+  Outcome outcome = Outcome::kNone;
+  Direction direction = Direction::kUnknown;
+  SocketKey sock;
+  uint64_t ts_ns = 0;
+  uint64_t cookie = 0;
+  uint64_t cgroup_id = 0;
+  int err = 0;
+  unsigned probes_out = 0;
+  unsigned state = 0;
+};
+
+// Returns false when the record is not a well-formed tka_event (size, enum
+// values, address family): a corrupt record is dropped, never half-used.
+bool decode_event(const void* data, size_t size, Event* out);
+
+// The local port for inbound sockets, the remote one for outbound sockets.
+uint16_t service_port(const Event& e);
+
+// One line of `tcpka watch`; cgroup is the resolved path.
+std::string format_text(const Event& e, std::string_view cgroup);
+std::string format_json(const Event& e, std::string_view cgroup);
+
+// JSON string literal with quotes, escaping control characters.
+std::string json_quote(std::string_view s);
+
+}  // namespace tcpka

@@ -1,0 +1,188 @@
+#include "kernel_features.h"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <string_view>
+
+#include "cgroup.h"
+
+namespace tcpka {
+
+namespace {
+
+// Number of arguments of a raw tracepoint from its btf_trace_<name> typedef
+// (a pointer to a function whose first argument is the void *ctx), or -1.
+int tracepoint_args(const btf* vmlinux, const char* name) {
+  const std::string tname = std::string("btf_trace_") + name;
+  const int id = btf__find_by_name_kind(vmlinux, tname.c_str(), BTF_KIND_TYPEDEF);
+  if (id < 0) return -1;
+  const btf_type* t = btf__type_by_id(vmlinux, btf__type_by_id(vmlinux, id)->type);
+  if (!t || !btf_is_ptr(t)) return -1;
+  t = btf__type_by_id(vmlinux, t->type);
+  if (!t || !btf_is_func_proto(t)) return -1;
+  return static_cast<int>(btf_vlen(t)) - 1;
+}
+
+bool enum_has(const btf* vmlinux, const char* type, std::string_view value) {
+  const int id = btf__find_by_name_kind(vmlinux, type, BTF_KIND_ENUM);
+  if (id < 0) return false;
+  const btf_type* t = btf__type_by_id(vmlinux, id);
+  const struct btf_enum* e = btf_enum(t);
+  for (unsigned i = 0; i < btf_vlen(t); ++i) {
+    if (value == btf__name_by_offset(vmlinux, e[i].name_off)) return true;
+  }
+  return false;
+}
+
+bool kallsyms_has(std::string_view symbol) {
+  std::ifstream in("/proc/kallsyms");
+  std::string addr, type, name;
+  while (in >> addr >> type) {
+    std::getline(in, name);
+    // "name" or "name\t[module]"; the address is 0 under kptr_restrict.
+    std::string_view n(name);
+    while (!n.empty() && (n.front() == ' ' || n.front() == '\t')) n.remove_prefix(1);
+    if (n == symbol) return addr.find_first_not_of('0') != std::string::npos;
+  }
+  return false;
+}
+
+// Loads (never attaches) a two-instruction fentry program on
+// tcp_keepalive_timer: the only honest test of "fentry works here".
+void probe_fentry(const btf* vmlinux, Features* f) {
+  const int fn = btf__find_by_name_kind(vmlinux, "tcp_keepalive_timer", BTF_KIND_FUNC);
+  if (fn < 0) {
+    f->fentry_detail = "tcp_keepalive_timer has no BTF FUNC record";
+    return;
+  }
+  const bpf_insn insns[] = {
+      {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
+      {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+  };
+  LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY,
+              .attach_btf_id = static_cast<__u32>(fn));
+  const int fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "tka_fentry_probe", "GPL", insns, 2, &opts);
+  if (fd >= 0) {
+    f->fentry = true;
+    f->fentry_detail = "loads";
+    ::close(fd);
+  } else {
+    f->fentry_detail = std::string("load refused: ") + strerror(errno);
+  }
+}
+
+}  // namespace
+
+Features probe_features() {
+  Features f;
+  f.cgroup2 = find_cgroup2_mount();
+  struct stat st{};
+  f.kprobes = ::stat("/sys/bus/event_source/devices/kprobe/type", &st) == 0;
+  f.ksym_keepalive_timer = kallsyms_has("tcp_keepalive_timer");
+
+  btf* vmlinux = btf__load_vmlinux_btf();
+  if (!vmlinux) {
+    f.btf_error = std::string("no kernel BTF (/sys/kernel/btf/vmlinux): ") + strerror(errno);
+    return f;
+  }
+  f.btf = true;
+  f.tp_timer_expire = tracepoint_args(vmlinux, "timer_expire_entry") >= 1 &&
+                      tracepoint_args(vmlinux, "timer_expire_exit") >= 1;
+  const int reset_args = tracepoint_args(vmlinux, "tcp_send_reset");
+  f.tp_send_reset = reset_args >= 2;
+  // The reason argument arrived in Linux 6.10 together with the enum.
+  f.rst_reason = reset_args >= 3 &&
+                 enum_has(vmlinux, "sk_rst_reason", "SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT");
+  f.tp_error_report = tracepoint_args(vmlinux, "inet_sk_error_report") >= 1;
+  f.tp_receive_reset = tracepoint_args(vmlinux, "tcp_receive_reset") >= 1;
+  f.tp_destroy_sock = tracepoint_args(vmlinux, "tcp_destroy_sock") >= 1;
+  probe_fentry(vmlinux, &f);
+  btf__free(vmlinux);
+  return f;
+}
+
+Result<Plan> plan_for(const Features& f, Backend requested) {
+  if (!f.btf) return Error{f.btf_error.empty() ? "no kernel BTF" : f.btf_error};
+  if (!f.ksym_keepalive_timer) {
+    return Error{"tcp_keepalive_timer is not in /proc/kallsyms (kptr_restrict, or no CAP_SYSLOG)"};
+  }
+  if (!f.tp_timer_expire) {
+    return Error{"the kernel has no timer:timer_expire_entry/exit tracepoints"};
+  }
+  Plan p;
+  const bool reason_ok = f.tp_send_reset && f.rst_reason;
+  const bool bracket_ok = f.tp_error_report;
+  switch (requested) {
+    case Backend::kAuto:
+      if (reason_ok) {
+        p.backend = Backend::kResetReason;
+      } else if (bracket_ok) {
+        p.backend = Backend::kTimerBracket;
+      } else {
+        return Error{"no way to see keepalive kills: neither tcp_send_reset with a reset reason "
+                     "nor sock:inet_sk_error_report exists"};
+      }
+      break;
+    case Backend::kResetReason:
+      if (!reason_ok) {
+        return Error{"--backend reset-reason: this kernel's tcp_send_reset tracepoint carries no "
+                     "SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT (Linux 6.10+); use timer-bracket"};
+      }
+      p.backend = requested;
+      break;
+    case Backend::kTimerBracket:
+      if (!bracket_ok) {
+        return Error{"--backend timer-bracket: the kernel has no sock:inet_sk_error_report"};
+      }
+      p.backend = requested;
+      break;
+  }
+  const std::string bracket = "tp_btf/timer_expire_entry+exit";
+  p.signals.push_back({"probe", bracket, true, ""});
+  p.signals.push_back({"recovered", bracket, true, ""});
+  p.programs = {"tka_timer_entry", "tka_timer_exit"};
+  if (p.backend == Backend::kResetReason) {
+    p.signals.push_back({"kill_timeout", "tp_btf/tcp_send_reset", true, ""});
+    p.programs.push_back("tka_send_reset");
+  } else {
+    p.signals.push_back({"kill_timeout", "tp_btf/inet_sk_error_report", true, ""});
+    p.programs.push_back("tka_err_report");
+  }
+  p.signals.push_back({"kill_reset", "tp_btf/tcp_receive_reset", f.tp_receive_reset,
+                       f.tp_receive_reset ? "" : "no tcp:tcp_receive_reset tracepoint"});
+  if (f.tp_receive_reset) p.programs.push_back("tka_recv_reset");
+  p.signals.push_back({"socket_gone", "tp_btf/tcp_destroy_sock", f.tp_destroy_sock,
+                       f.tp_destroy_sock ? "" : "no tcp:tcp_destroy_sock tracepoint"});
+  if (f.tp_destroy_sock) p.programs.push_back("tka_destroy");
+  return p;
+}
+
+std::string describe(const Features& f) {
+  auto yn = [](bool b) { return b ? "yes" : "no"; };
+  std::string s;
+  s += std::string("kernel BTF:                       ") + yn(f.btf) +
+       (f.btf ? "" : " (" + f.btf_error + ")") + "\n";
+  s += std::string("tcp_keepalive_timer in kallsyms:  ") + yn(f.ksym_keepalive_timer) + "\n";
+  s += std::string("tp timer_expire_entry/exit:       ") + yn(f.tp_timer_expire) + "\n";
+  s += std::string("tp tcp_send_reset:                ") + yn(f.tp_send_reset) + "\n";
+  s += std::string("  with reset reason (6.10+):      ") + yn(f.rst_reason) + "\n";
+  s += std::string("tp inet_sk_error_report:          ") + yn(f.tp_error_report) + "\n";
+  s += std::string("tp tcp_receive_reset:             ") + yn(f.tp_receive_reset) + "\n";
+  s += std::string("tp tcp_destroy_sock:              ") + yn(f.tp_destroy_sock) + "\n";
+  s += std::string("fentry:                           ") + yn(f.fentry) + " (" + f.fentry_detail +
+       "; no fentry backend is shipped)\n";
+  s += std::string("kprobes:                          ") + yn(f.kprobes) +
+       " (no kprobe backend is shipped)\n";
+  s += std::string("cgroup v2 mount:                  ") + (f.cgroup2 ? *f.cgroup2 : "none") + "\n";
+  return s;
+}
+
+}  // namespace tcpka

@@ -1,0 +1,56 @@
+// What the running kernel offers, probed once at start-up, and the attach
+// path chosen for each signal from it. plan_for() is pure so every
+// combination of kernel features is unit-tested.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "result.h"
+
+namespace tcpka {
+
+struct Features {
+  bool btf = false;                   // /sys/kernel/btf/vmlinux parsed
+  std::string btf_error;
+  bool ksym_keepalive_timer = false;  // tcp_keepalive_timer in /proc/kallsyms
+  bool tp_timer_expire = false;       // timer:timer_expire_entry + _exit
+  bool tp_send_reset = false;         // tcp:tcp_send_reset
+  bool rst_reason = false;            // ...carrying SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT (6.10+)
+  bool tp_error_report = false;       // sock:inet_sk_error_report
+  bool tp_receive_reset = false;      // tcp:tcp_receive_reset
+  bool tp_destroy_sock = false;       // tcp:tcp_destroy_sock
+  // Reported only: no fentry or kprobe backend ships yet, since none can be
+  // tested on the project's machines (see README, "Kernel support").
+  bool fentry = false;
+  std::string fentry_detail;
+  bool kprobes = false;
+  std::optional<std::string> cgroup2;  // mount point
+};
+
+Features probe_features();
+
+// One observed signal and how it is attached.
+struct SignalPath {
+  std::string signal;   // "probe", "recovered", "kill_timeout", "kill_reset", "socket_gone"
+  std::string attach;   // e.g. "tp_btf/tcp_send_reset (reason)"
+  bool available = false;
+  std::string missing;  // what the kernel lacks, when !available
+};
+
+struct Plan {
+  Backend backend = Backend::kAuto;  // never kAuto once planned
+  std::vector<SignalPath> signals;
+  std::vector<std::string> programs;  // BPF programs to load and attach
+};
+
+// Fails when a required signal cannot be observed, or when the requested
+// backend is not supported by this kernel; the message says which and why.
+Result<Plan> plan_for(const Features& f, Backend requested);
+
+// Human-readable report for `tcpka check`.
+std::string describe(const Features& f);
+
+}  // namespace tcpka

@@ -1,0 +1,23 @@
+// tcpka: parse the command line, hand over to the subcommand.
+#include <cstdio>
+
+#include "cli.h"
+#include "commands.h"
+
+int main(int argc, char** argv) {
+  tcpka::Invocation inv;
+  std::string out, err;
+  const int rc = tcpka::parse_args(argc, argv, &inv, &out, &err);
+  std::fputs(out.c_str(), stdout);
+  std::fputs(err.c_str(), stderr);
+  if (rc >= 0) return rc;
+  switch (inv.command) {
+    case tcpka::Command::kRun:
+      return tcpka::run_agent(inv.run);
+    case tcpka::Command::kCheck:
+      return tcpka::run_check(inv.run);
+    case tcpka::Command::kWatch:
+      return tcpka::run_watch(inv.run, inv.json);
+  }
+  return 2;
+}

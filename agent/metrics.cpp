@@ -1,0 +1,135 @@
+#include "metrics.h"
+
+#include <prometheus/text_serializer.h>
+
+#include <sstream>
+
+namespace tcpka {
+
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+MetricFamily family(std::string name, std::string help, MetricType type) {
+  MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = type;
+  return f;
+}
+
+void add(MetricFamily& f, std::vector<ClientMetric::Label> labels, double value) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  if (f.type == MetricType::Counter) {
+    m.counter.value = value;
+  } else {
+    m.gauge.value = value;
+  }
+  f.metric.push_back(std::move(m));
+}
+
+}  // namespace
+
+MetricsCollector::MetricsCollector(const Aggregator& agg, AgentInfo info, ProgramsFn programs,
+                                   DropsFn drops, const AgentCounters& counters)
+    : agg_(agg),
+      info_(std::move(info)),
+      programs_(std::move(programs)),
+      drops_(std::move(drops)),
+      counters_(counters) {}
+
+std::vector<MetricFamily> MetricsCollector::Collect() const {
+  const Aggregator::Snapshot snap = agg_.snapshot();
+  auto probes = family("tcpka_keepalive_probes_sent_total",
+                       "Keepalive probes sent by the kernel (tcp_keepalive_timer).",
+                       MetricType::Counter);
+  auto recovered = family("tcpka_keepalive_recovered_total",
+                          "Connections whose peer answered after at least one keepalive probe "
+                          "went unanswered for a whole interval.",
+                          MetricType::Counter);
+  auto kills = family("tcpka_keepalive_kills_total",
+                      "Connections ended by keepalive: outcome timeout (probes or "
+                      "TCP_USER_TIMEOUT ran out) or reset (the peer answered a probe with RST).",
+                      MetricType::Counter);
+  for (const auto& [key, c] : snap.series) {
+    std::vector<ClientMetric::Label> l = {{"cgroup", key.cgroup},
+                                          {"direction", std::string(direction_name(key.direction))},
+                                          {"port", key.port}};
+    add(probes, l, static_cast<double>(c.probes));
+    add(recovered, l, static_cast<double>(c.recovered));
+    auto lt = l;
+    lt.push_back({"outcome", "timeout"});
+    add(kills, lt, static_cast<double>(c.kills_timeout));
+    auto lr = l;
+    lr.push_back({"outcome", "reset"});
+    add(kills, lr, static_cast<double>(c.kills_reset));
+  }
+
+  auto build = family("tcpka_build_info", "The agent's version and source revision.",
+                      MetricType::Gauge);
+  add(build, {{"revision", info_.revision}, {"version", info_.version}}, 1);
+
+  auto attached = family("tcpka_bpf_program_attached",
+                         "1 when the BPF program is attached, 0 when loaded but not attached.",
+                         MetricType::Gauge);
+  for (const auto& p : programs_()) {
+    add(attached, {{"attach", p.attach}, {"program", p.program}}, p.attached ? 1 : 0);
+  }
+
+  auto signals = family("tcpka_signal_info",
+                        "How each signal is observed on this kernel (1 = observed, 0 = blind).",
+                        MetricType::Gauge);
+  for (const auto& s : info_.plan.signals) {
+    add(signals,
+        {{"attach", s.attach},
+         {"backend", std::string(backend_name(info_.plan.backend))},
+         {"signal", s.signal}},
+        s.available ? 1 : 0);
+  }
+
+  auto dropped = family("tcpka_events_dropped_total",
+                        "Events lost: ringbuf_full (kernel ring buffer full), socket_map_full "
+                        "(no room to track a probed socket: its recovery and end go unseen), "
+                        "decode_error (malformed record).",
+                        MetricType::Counter);
+  const auto d = drops_();
+  add(dropped, {{"reason", "ringbuf_full"}}, static_cast<double>(d[TKA_DROP_RINGBUF]));
+  add(dropped, {{"reason", "socket_map_full"}}, static_cast<double>(d[TKA_DROP_SOCKMAP]));
+  add(dropped, {{"reason", "decode_error"}},
+      static_cast<double>(counters_.decode_errors.load(std::memory_order_relaxed)));
+
+  auto overflow = family("tcpka_series_overflow_total",
+                         "Events counted under port=\"other\" because --max-series was reached.",
+                         MetricType::Counter);
+  add(overflow, {}, static_cast<double>(snap.overflowed_events));
+
+  auto removed = family("tcpka_series_removed_total",
+                        "Label sets removed because their cgroup no longer exists.",
+                        MetricType::Counter);
+  add(removed, {}, static_cast<double>(counters_.series_removed.load(std::memory_order_relaxed)));
+
+  auto tracked = family("tcpka_tracked_sockets",
+                        "Sockets with keepalive activity the agent currently tracks.",
+                        MetricType::Gauge);
+  add(tracked, {}, static_cast<double>(snap.sockets));
+  auto untracked = family("tcpka_untracked_sockets_total",
+                          "Sockets not tracked individually because the socket table was full "
+                          "(they are still counted in the totals).",
+                          MetricType::Counter);
+  add(untracked, {}, static_cast<double>(snap.untracked_sockets));
+
+  return {std::move(probes), std::move(recovered), std::move(kills),   std::move(build),
+          std::move(attached), std::move(signals),  std::move(dropped), std::move(overflow),
+          std::move(removed), std::move(tracked),   std::move(untracked)};
+}
+
+std::string render_metrics(const prometheus::Collectable& c) {
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, c.Collect());
+  return out.str();
+}
+
+}  // namespace tcpka

@@ -1,0 +1,53 @@
+// The /metrics exposition: one prometheus::Collectable that renders the
+// aggregator's totals and the agent's own health at scrape time, so nothing
+// is mirrored into prometheus-cpp objects and removing a series is erasing
+// one map entry.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <prometheus/collectable.h>
+
+#include "aggregator.h"
+#include "bpf_loader.h"
+#include "kernel_features.h"
+
+namespace tcpka {
+
+struct AgentInfo {
+  std::string version;
+  std::string revision;
+  Plan plan;
+};
+
+// What the agent itself lost, besides the kernel's drop counters.
+struct AgentCounters {
+  std::atomic<uint64_t> decode_errors{0};
+  std::atomic<uint64_t> series_removed{0};
+};
+
+class MetricsCollector : public prometheus::Collectable {
+ public:
+  using ProgramsFn = std::function<std::vector<ProgramState>()>;
+  using DropsFn = std::function<std::array<uint64_t, TKA_DROP__COUNT>()>;
+
+  MetricsCollector(const Aggregator& agg, AgentInfo info, ProgramsFn programs, DropsFn drops,
+                   const AgentCounters& counters);
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+ private:
+  const Aggregator& agg_;
+  AgentInfo info_;
+  ProgramsFn programs_;
+  DropsFn drops_;
+  const AgentCounters& counters_;
+};
+
+// The text exposition format of everything the collector returns.
+std::string render_metrics(const prometheus::Collectable& c);
+
+}  // namespace tcpka

@@ -1,0 +1,115 @@
+// `tcpka run`: the agent. Threads: the ring-buffer poller (events ->
+// aggregator), the HTTP server's, and main, which waits for signals and
+// removes series of vanished cgroups every --gc-interval seconds.
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+#include "aggregator.h"
+#include "cgroup.h"
+#include "commands.h"
+#include "http_server.h"
+#include "metrics.h"
+#include "startup.h"
+
+#ifndef TCPKA_VERSION
+#define TCPKA_VERSION "0.0.0"
+#endif
+#ifndef TCPKA_REVISION
+#define TCPKA_REVISION "unknown"
+#endif
+
+namespace tcpka {
+
+int run_agent(const RunConfig& cfg) {
+  SignalWaiter signals;
+  const ListenAddress listen = parse_listen(cfg.listen).value();
+
+  auto attached = load_and_attach(cfg);
+  if (!attached) {
+    std::fprintf(stderr, "tcpka: %s\n", attached.error().c_str());
+    return 1;
+  }
+  KeepaliveBpf& bpf = *attached->bpf;
+  const auto root = find_cgroup2_mount();
+  CgroupResolver cgroups(root.value_or(""));
+  Aggregator agg(cfg.max_series, cfg.max_sockets);
+  AgentCounters counters;
+
+  if (auto r = bpf.open_events([&](const void* data, size_t size) {
+        Event e;
+        if (!decode_event(data, size, &e)) {
+          counters.decode_errors.fetch_add(1, std::memory_order_relaxed);
+          return;
+        }
+        agg.add(e, cgroups.path(e.cgroup_id));
+      });
+      !r) {
+    std::fprintf(stderr, "tcpka: %s\n", r.error().c_str());
+    return 1;
+  }
+
+  MetricsCollector collector(
+      agg, AgentInfo{TCPKA_VERSION, TCPKA_REVISION, attached->plan},
+      [&bpf] { return bpf.programs(); }, [&bpf] { return bpf.drops(); }, counters);
+
+  std::atomic<bool> stop{false};
+  std::atomic<bool> polling{true};
+  std::thread poller([&] {
+    while (!stop.load()) {
+      const int n = bpf.poll(250);
+      if (n < 0 && n != -EINTR) {
+        std::fprintf(stderr, "tcpka: ring buffer poll failed: %s\n", strerror(-n));
+        break;
+      }
+    }
+    polling = false;
+  });
+
+  std::map<std::string, HttpHandler> routes;
+  routes["/metrics"] = [&](const HttpRequest&) {
+    return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", render_metrics(collector)};
+  };
+  routes["/healthz"] = [&](const HttpRequest&) {
+    bool ok = polling.load();
+    for (const auto& p : bpf.programs()) ok = ok && p.attached;
+    return ok ? HttpResponse{200, "text/plain; charset=utf-8", "ok\n"}
+              : HttpResponse{503, "text/plain; charset=utf-8", "not attached or not polling\n"};
+  };
+  routes["/"] = [](const HttpRequest&) {
+    return HttpResponse{200, "text/html; charset=utf-8",
+                        "<html><body><h1>tcpka</h1><p><a href=\"/metrics\">/metrics</a> "
+                        "<a href=\"/healthz\">/healthz</a></p></body></html>\n"};
+  };
+  auto server = HttpServer::start(listen, std::move(routes));
+  if (!server) {
+    stop = true;
+    poller.join();
+    std::fprintf(stderr, "tcpka: %s\n", server.error().c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "tcpka: serving on %s (backend %s)\n", cfg.listen.c_str(),
+               std::string(backend_name(attached->plan.backend)).c_str());
+
+  auto next_gc = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.gc_interval);
+  for (;;) {
+    const int sig = signals.wait(std::chrono::seconds(1));
+    if (sig == SIGINT || sig == SIGTERM) break;
+    if (sig == SIGHUP) {
+      std::fprintf(stderr, "tcpka: SIGHUP ignored: configuration reload is not supported yet\n");
+    }
+    if (std::chrono::steady_clock::now() >= next_gc) {
+      const size_t removed =
+          agg.remove_cgroups([&](const std::string& cg) { return !cgroups.exists(cg); });
+      counters.series_removed.fetch_add(removed, std::memory_order_relaxed);
+      next_gc = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.gc_interval);
+    }
+  }
+  server.value().reset();
+  stop = true;
+  poller.join();
+  return 0;
+}
+
+}  // namespace tcpka

@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * keepalive.bpf.c: what the kernel's TCP keepalive machinery does, per socket.
+ *
+ * Observes (all tp_btf, no kprobe/fentry needed):
+ *  - probes: the expiry of a socket's sk_timer whose function is
+ *    tcp_keepalive_timer (timer_expire_entry/exit bracket). icsk_probes_out
+ *    rising across the bracket means tcp_write_wakeup() sent one probe.
+ *  - recovered: a socket that had >= 2 probes out (one went unanswered for a
+ *    whole interval) and is back at 0 at its next keepalive expiry.
+ *  - kills by timeout, two interchangeable ways chosen by rodata kill_mode:
+ *    the reset reason SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT on tcp_send_reset
+ *    (6.10+), or an error report inside the keepalive-timer bracket (any
+ *    kernel with the tracepoint).
+ *  - kills by reset: tcp_receive_reset while keepalive probes are out.
+ *  - gone: tcp_destroy_sock for sockets we reported a probe on.
+ * Ignores on purpose: retransmission/zero-window timeouts (another timer;
+ * packets_out or queued data), orphaned FIN_WAIT2 sockets reaped by the same
+ * timer (not a keepalive decision), resets outside probing.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "tcpka.h"
+#include "include/tka_sock.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Static function: libbpf resolves the address from /proc/kallsyms. */
+extern const void tcp_keepalive_timer __ksym;
+
+/* How timeout kills are recognised; set by the agent before load. */
+const volatile __u32 tka_kill_mode = TKA_KILL_RESET_REASON;
+
+/* Events lost in the kernel, by enum tka_drop_reason; read by the agent. */
+__u64 tka_drops[TKA_DROP__COUNT];
+
+/* Events to the agent. Size set by the agent before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} tka_events SEC(".maps");
+
+#define TKA_SOCK_UNANSWERED 1
+
+/*
+ * Sockets we saw probed, keyed by the address of their struct sock, value
+ * TKA_SOCK_* flags. This would live in sk_storage, but the timer hooks only
+ * have the timer_list: the sock derived from it is not a trusted pointer and
+ * the verifier refuses it to bpf_sk_storage_get(). Entries are deleted in
+ * tcp_destroy_sock, before the memory can be reused, so an address names one
+ * socket while it is here. A plain hash (not LRU): when full we count the
+ * loss instead of silently evicting.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u8);
+} tka_probed SEC(".maps");
+
+/* The keepalive-timer callback running on this CPU, if any. */
+struct tka_bracket {
+	__u64 sk;            /* struct sock address, 0 when none */
+	__u8 probes_before;  /* icsk_probes_out at entry */
+	__u8 killed;         /* a kill was seen inside the callback */
+	__u8 pad[6];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tka_bracket);
+} tka_bracket_map SEC(".maps");
+
+/* Local flavour so this builds against any vmlinux.h; CO-RE resolves it. */
+enum sk_rst_reason___tka { SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT___tka = 15 };
+
+static __always_inline void tka_count_drop(__u32 reason)
+{
+	if (reason < TKA_DROP__COUNT)
+		__sync_fetch_and_add(&tka_drops[reason], 1);
+}
+
+static __always_inline void tka_emit(const struct sock *sk, __u8 kind, __u8 outcome, __s32 err,
+				     __u64 cookie)
+{
+	struct tka_event *e = bpf_ringbuf_reserve(&tka_events, sizeof(*e), 0);
+
+	if (!e) {
+		tka_count_drop(TKA_DROP_RINGBUF);
+		return;
+	}
+	tka_fill(e, sk, kind);
+	e->outcome = outcome;
+	e->err = err;
+	if (cookie)
+		e->cookie = cookie;
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline struct tka_bracket *tka_bracket(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&tka_bracket_map, &zero);
+}
+
+static __always_inline bool tka_sock_dead(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_flags) & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DEAD));
+}
+
+SEC("tp_btf/timer_expire_entry")
+int BPF_PROG(tka_timer_entry, struct timer_list *timer)
+{
+	/* Every timer_list on the host expires through here: compare first. */
+	if (timer->function != (void *)&tcp_keepalive_timer)
+		return 0;
+
+	const struct sock *sk = (void *)timer - bpf_core_field_offset(struct sock, sk_timer);
+	struct tka_bracket *b = tka_bracket();
+	__u64 key = (__u64)sk;
+	__u8 probes = BPF_CORE_READ((struct inet_connection_sock *)sk, icsk_probes_out);
+
+	if (!b)
+		return 0;
+	b->sk = 0;
+	/* The orphaned FIN_WAIT2 reaper may free the sock inside the callback. */
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_FIN_WAIT2 && tka_sock_dead(sk))
+		return 0;
+	b->sk = key;
+	b->probes_before = probes;
+	b->killed = 0;
+
+	if (probes == 0) {
+		__u8 *flags = bpf_map_lookup_elem(&tka_probed, &key);
+
+		/* Only an ACK resets icsk_probes_out (tcp_ack): the peer answered. */
+		if (flags && (*flags & TKA_SOCK_UNANSWERED)) {
+			*flags &= ~TKA_SOCK_UNANSWERED;
+			tka_emit(sk, TKA_EV_RECOVERED, TKA_OUTCOME_NONE, 0, 0);
+		}
+	}
+	return 0;
+}
+
+SEC("tp_btf/timer_expire_exit")
+int BPF_PROG(tka_timer_exit, struct timer_list *timer)
+{
+	if (timer->function != (void *)&tcp_keepalive_timer)
+		return 0;
+
+	const struct sock *sk = (void *)timer - bpf_core_field_offset(struct sock, sk_timer);
+	struct tka_bracket *b = tka_bracket();
+	__u64 key = (__u64)sk;
+
+	if (!b || b->sk != key)
+		return 0;
+	b->sk = 0;
+	/* A killed socket may already be freed: read nothing more from it. */
+	if (b->killed)
+		return 0;
+
+	__u8 probes = BPF_CORE_READ((struct inet_connection_sock *)sk, icsk_probes_out);
+
+	/* Unchanged: idle time not reached, data in flight, or the probe was
+	 * held back by local congestion (retried at TCP_RESOURCE_PROBE_INTERVAL).
+	 */
+	if (probes <= b->probes_before)
+		return 0;
+
+	__u8 flags = probes >= 2 ? TKA_SOCK_UNANSWERED : 0;
+	__u8 *cur = bpf_map_lookup_elem(&tka_probed, &key);
+
+	if (cur)
+		*cur |= flags;
+	else if (bpf_map_update_elem(&tka_probed, &key, &flags, BPF_NOEXIST))
+		tka_count_drop(TKA_DROP_SOCKMAP);
+	tka_emit(sk, TKA_EV_PROBE, TKA_OUTCOME_NONE, 0, 0);
+	return 0;
+}
+
+static __always_inline void tka_mark_killed(const struct sock *sk)
+{
+	struct tka_bracket *b = tka_bracket();
+
+	if (b && b->sk == (__u64)sk)
+		b->killed = 1;
+}
+
+/* Kill by timeout, 6.10+: tcp_keepalive_timer resets with its own reason. */
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(tka_send_reset, const struct sock *sk, const struct sk_buff *skb, int reason)
+{
+	if (tka_kill_mode != TKA_KILL_RESET_REASON)
+		return 0;
+	/* Active resets only: skb is the packet answered by a passive reset. */
+	if (!sk || skb)
+		return 0;
+	if (reason != (int)bpf_core_enum_value(enum sk_rst_reason___tka,
+					  SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT___tka))
+		return 0;
+
+	/* tcp_write_err() follows and reports sk_err_soft ?: ETIMEDOUT. */
+	__s32 err = BPF_CORE_READ(sk, sk_err_soft);
+
+	tka_mark_killed(sk);
+	tka_emit(sk, TKA_EV_KILL, TKA_OUTCOME_TIMEOUT, err ? err : TKA_ETIMEDOUT,
+		 bpf_get_socket_cookie((void *)sk));
+	return 0;
+}
+
+/* Kill by timeout, any kernel: tcp_write_err() inside the keepalive timer. */
+SEC("tp_btf/inet_sk_error_report")
+int BPF_PROG(tka_err_report, const struct sock *sk)
+{
+	struct tka_bracket *b;
+
+	if (tka_kill_mode != TKA_KILL_TIMER_BRACKET)
+		return 0;
+	b = tka_bracket();
+	if (!b || b->sk != (__u64)sk)
+		return 0;
+	b->killed = 1;
+	tka_emit(sk, TKA_EV_KILL, TKA_OUTCOME_TIMEOUT, BPF_CORE_READ(sk, sk_err),
+		 bpf_get_socket_cookie((void *)sk));
+	return 0;
+}
+
+/* Kill by reset: the peer answered a keepalive probe with RST (it rebooted). */
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(tka_recv_reset, struct sock *sk)
+{
+	const struct inet_connection_sock *icsk = (void *)sk;
+	const struct tcp_sock *tp = (void *)sk;
+	int state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	int err;
+
+	if (!BPF_CORE_READ(icsk, icsk_probes_out))
+		return 0;
+	/* Probes with nothing in flight and nothing queued are keepalive
+	 * probes; zero-window probes (tcp_probe_timer) have data queued.
+	 */
+	if (BPF_CORE_READ(tp, packets_out) || BPF_CORE_READ(tp, write_seq) != BPF_CORE_READ(tp, snd_nxt))
+		return 0;
+	if (!(BPF_CORE_READ(sk, __sk_common.skc_flags) & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_KEEPOPEN))))
+		return 0;
+	/* Mirrors tcp_reset(): CLOSE ignores the RST, CLOSE_WAIT reports EPIPE. */
+	if (state == TCP_CLOSE || state == TCP_SYN_SENT)
+		return 0;
+	err = state == TCP_CLOSE_WAIT ? TKA_EPIPE : TKA_ECONNRESET;
+	tka_emit(sk, TKA_EV_KILL, TKA_OUTCOME_RESET, err, bpf_get_socket_cookie(sk));
+	return 0;
+}
+
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(tka_destroy, struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+
+	if (!bpf_map_lookup_elem(&tka_probed, &key))
+		return 0;
+	bpf_map_delete_elem(&tka_probed, &key);
+	tka_emit(sk, TKA_EV_GONE, TKA_OUTCOME_NONE, 0, bpf_get_socket_cookie(sk));
+	return 0;
+}

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The ABI shared by the BPF programs and the agent: fixed-width types only,
+ * no kernel headers, so both clang -target bpf and g++ compile it unchanged.
+ * Change a struct here and both sides change with it; never mirror by hand.
+ */
+#ifndef TCPKA_BPF_ABI_H
+#define TCPKA_BPF_ABI_H
+
+#ifdef __cplusplus
+#include <cstdint>
+typedef std::uint8_t tka_u8;
+typedef std::uint16_t tka_u16;
+typedef std::uint32_t tka_u32;
+typedef std::uint64_t tka_u64;
+typedef std::int32_t tka_s32;
+#else
+typedef __u8 tka_u8;
+typedef __u16 tka_u16;
+typedef __u32 tka_u32;
+typedef __u64 tka_u64;
+typedef __s32 tka_s32;
+#endif
+
+/* What an event reports. */
+enum tka_event_kind {
+	TKA_EV_PROBE = 1,     /* the keepalive timer sent one probe */
+	TKA_EV_RECOVERED = 2, /* >= 2 probes were out, then the peer answered */
+	TKA_EV_KILL = 3,      /* keepalive ended the connection */
+	TKA_EV_GONE = 4,      /* a socket we reported on was destroyed */
+};
+
+/* How a kill happened. */
+enum tka_outcome {
+	TKA_OUTCOME_NONE = 0,
+	TKA_OUTCOME_TIMEOUT = 1, /* probe limit or TCP_USER_TIMEOUT ran out */
+	TKA_OUTCOME_RESET = 2,   /* the peer answered a probe with RST */
+};
+
+enum tka_direction {
+	TKA_DIR_UNKNOWN = 0,
+	TKA_DIR_INBOUND = 1,  /* accepted from a listener */
+	TKA_DIR_OUTBOUND = 2, /* connect()ed */
+};
+
+/* How kills by probe timeout are recognised (rodata tka_cfg.kill_mode). */
+enum tka_kill_mode {
+	/* tcp:tcp_send_reset carries SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT (6.10+) */
+	TKA_KILL_RESET_REASON = 1,
+	/* sock:inet_sk_error_report inside the tcp_keepalive_timer bracket */
+	TKA_KILL_TIMER_BRACKET = 2,
+};
+
+/* Indexes of the drop counters in the BPF program's tka_drops array. */
+enum tka_drop_reason {
+	TKA_DROP_RINGBUF = 0, /* ring buffer full: an event was lost */
+	TKA_DROP_SOCKMAP = 1, /* tka_probed was full: no recovered/gone for it */
+	TKA_DROP__COUNT = 2,
+};
+
+/* One record of the ring buffer: 80 bytes, no implicit padding. */
+struct tka_event {
+	tka_u64 ts_ns;     /* bpf_ktime_get_ns() */
+	tka_u64 cookie;    /* socket cookie, 0 when the kernel never assigned one */
+	tka_u64 cgroup_id; /* cgroup v2 id (inode number) owning the socket */
+	tka_u32 netns;     /* network namespace inode */
+	tka_s32 err;       /* errno the application sees (kills), else 0 */
+	tka_u8 saddr[16];  /* IPv4 in the first 4 bytes */
+	tka_u8 daddr[16];
+	tka_u16 family;    /* AF_INET or AF_INET6 */
+	tka_u16 sport;     /* host byte order */
+	tka_u16 dport;     /* host byte order */
+	tka_u8 kind;       /* enum tka_event_kind */
+	tka_u8 outcome;    /* enum tka_outcome */
+	tka_u8 direction;  /* enum tka_direction */
+	tka_u8 probes_out; /* icsk_probes_out after the event */
+	tka_u8 state;      /* TCP state (kernel numbering) */
+	tka_u8 pad[5];
+};
+
+#endif /* TCPKA_BPF_ABI_H */
