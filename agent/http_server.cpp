@@ -132,7 +132,12 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const ListenAddress& addr,
   if (::pipe2(s->wake_, O_CLOEXEC | O_NONBLOCK) != 0) {
     return Error{"pipe: " + std::string(strerror(errno))};
   }
-  s->port_ = addr.port;
+  // Port 0 asks the kernel for one; report the one we got.
+  sockaddr_storage bound{};
+  socklen_t blen = sizeof(bound);
+  ::getsockname(s->listen_fd_, reinterpret_cast<sockaddr*>(&bound), &blen);
+  s->port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                                : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
   s->acceptor_ = std::thread([srv = s.get()] { srv->accept_loop(); });
   return s;
 }
