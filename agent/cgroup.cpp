@@ -101,16 +101,21 @@ void CgroupResolver::rescan_locked() {
   by_id_.clear();
   struct stat st{};
   if (::stat(root_.c_str(), &st) == 0) by_id_[st.st_ino] = "/";
-  std::error_code ec;
-  fs::recursive_directory_iterator it(root_, fs::directory_options::skip_permission_denied, ec);
-  for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (!it->is_directory(ec) || it->is_symlink(ec)) {
-      continue;
+  // A hand-written walk, not recursive_directory_iterator: cgroups come and
+  // go while we read, and that iterator ends the whole walk at the first
+  // directory that vanished under it. Here a vanished directory is skipped.
+  std::vector<std::string> pending = {""};  // relative paths still to list
+  while (!pending.empty()) {
+    const std::string rel = std::move(pending.back());
+    pending.pop_back();
+    std::error_code ec;
+    for (fs::directory_iterator it(root_ + rel, ec), end; !ec && it != end; it.increment(ec)) {
+      if (!it->is_directory(ec) || it->is_symlink(ec)) continue;
+      const std::string child = rel + "/" + it->path().filename().string();
+      if (::stat((root_ + child).c_str(), &st) != 0) continue;
+      by_id_[st.st_ino] = child;
+      pending.push_back(child);
     }
-    const std::string full = it->path().string();
-    if (::stat(full.c_str(), &st) != 0 || full.size() <= root_.size()) continue;
-    // The iterator yields root_ + "/" + relative; keep the "/relative" part.
-    by_id_[st.st_ino] = full.substr(root_.back() == '/' ? root_.size() - 1 : root_.size());
   }
 }
 
