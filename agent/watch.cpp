@@ -32,10 +32,9 @@ int run_watch(const RunConfig& cfg, bool json) {
     std::fprintf(stderr, "tcpka: %s\n", r.error().c_str());
     return 1;
   }
-  if (!json) {
-    std::fprintf(stderr, "tcpka: watching (backend %s), Ctrl-C to stop\n",
-                 std::string(backend_name(attached->plan.backend)).c_str());
-  }
+  // On stderr even with --json: it tells scripts that everything is attached.
+  std::fprintf(stderr, "tcpka: watching (backend %s), Ctrl-C to stop\n",
+               std::string(backend_name(attached->plan.backend)).c_str());
   while (!out_closed) {
     const int n = attached->bpf->poll(200);
     if (n < 0 && n != -EINTR) {

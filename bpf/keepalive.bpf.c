@@ -64,9 +64,11 @@ struct {
 /* The keepalive-timer callback running on this CPU, if any. */
 struct tka_bracket {
 	__u64 sk;            /* struct sock address, 0 when none */
+	__u16 sport;         /* local port at entry: tcp_done() may clear it */
+	__u8 state;          /* TCP state at entry: CLOSE once tcp_done() ran */
 	__u8 probes_before;  /* icsk_probes_out at entry */
 	__u8 killed;         /* a kill was seen inside the callback */
-	__u8 pad[6];
+	__u8 pad[3];
 };
 
 struct {
@@ -85,21 +87,31 @@ static __always_inline void tka_count_drop(__u32 reason)
 		__sync_fetch_and_add(&tka_drops[reason], 1);
 }
 
-static __always_inline void tka_emit(const struct sock *sk, __u8 kind, __u8 outcome, __s32 err,
-				     __u64 cookie)
+/* A filled event, not yet submitted; NULL (and counted) when the ring is full. */
+static __always_inline struct tka_event *tka_reserve(const struct sock *sk, __u8 kind, __u8 outcome,
+						     __s32 err, __u64 cookie)
 {
 	struct tka_event *e = bpf_ringbuf_reserve(&tka_events, sizeof(*e), 0);
 
 	if (!e) {
 		tka_count_drop(TKA_DROP_RINGBUF);
-		return;
+		return NULL;
 	}
 	tka_fill(e, sk, kind);
 	e->outcome = outcome;
 	e->err = err;
 	if (cookie)
 		e->cookie = cookie;
-	bpf_ringbuf_submit(e, 0);
+	return e;
+}
+
+static __always_inline void tka_emit(const struct sock *sk, __u8 kind, __u8 outcome, __s32 err,
+				     __u64 cookie)
+{
+	struct tka_event *e = tka_reserve(sk, kind, outcome, err, cookie);
+
+	if (e)
+		bpf_ringbuf_submit(e, 0);
 }
 
 static __always_inline struct tka_bracket *tka_bracket(void)
@@ -133,6 +145,8 @@ int BPF_PROG(tka_timer_entry, struct timer_list *timer)
 	if (BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_FIN_WAIT2 && tka_sock_dead(sk))
 		return 0;
 	b->sk = key;
+	b->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	b->state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	b->probes_before = probes;
 	b->killed = 0;
 
@@ -226,8 +240,17 @@ int BPF_PROG(tka_err_report, const struct sock *sk)
 	if (!b || b->sk != (__u64)sk)
 		return 0;
 	b->killed = 1;
-	tka_emit(sk, TKA_EV_KILL, TKA_OUTCOME_TIMEOUT, BPF_CORE_READ(sk, sk_err),
-		 bpf_get_socket_cookie((void *)sk));
+	struct tka_event *e = tka_reserve(sk, TKA_EV_KILL, TKA_OUTCOME_TIMEOUT,
+					  BPF_CORE_READ(sk, sk_err), bpf_get_socket_cookie((void *)sk));
+	if (!e)
+		return 0;
+	/* tcp_write_err() reports after tcp_done(): the socket is already
+	 * CLOSE and an accepted one has given its port back. Report it as it
+	 * was when the timer fired.
+	 */
+	e->sport = b->sport;
+	e->state = b->state;
+	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
 
