@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The one list of packages tcpka needs to build, run and test, on Debian 12 /
+# Ubuntu 22.04+. Idempotent; run as root.
+set -euo pipefail
+
+packages=(
+  # build
+  cmake make g++ pkg-config git
+  clang llvm            # compiles bpf/*.bpf.c (-target bpf)
+  bpftool               # vmlinux.h, `gen object`, `gen skeleton`
+  libbpf-dev libelf-dev zlib1g-dev
+  libcli11-dev prometheus-cpp-dev
+  # tests
+  libgtest-dev libgmock-dev
+  nftables iproute2     # test namespaces and packet drops
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,209 @@
+// The agent as a user runs it: `tcpka watch --json` lines checked field by
+// field against what the test knows about its own sockets, `tcpka check`,
+// refused arguments, cardinality cap and removal of vanished cgroups.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "harness.h"
+
+namespace tcpka::test {
+namespace {
+
+using std::chrono::seconds;
+
+int count_kind(const std::vector<std::string>& lines, const std::string& kind) {
+  int n = 0;
+  for (const auto& l : lines) n += json_field(l, "event") == kind;
+  return n;
+}
+
+class WatchTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { ASSERT_EQ(geteuid(), 0u) << "integration tests need root"; }
+};
+
+TEST_P(WatchTest, JsonLinesDescribeProbesAndKillOfInboundSocket) {
+  TestNetns netns;
+  Watch watch({"--backend", GetParam()});
+  TestCgroup cgroup;
+  Listener l = listen_on(AF_INET);
+  Conn c = connect_pair(l);
+  Nft nft;
+  nft.drop_sport(c.client_port);
+  set_keepalive(c.server, 1, 1, 2);
+  ASSERT_EQ(wait_error(c.server, seconds(10)), ETIMEDOUT);
+  const auto lines = watch.lines_until(
+      [](const auto& ls) { return count_kind(ls, "kill") >= 1; }, seconds(5));
+  ASSERT_EQ(count_kind(lines, "probe"), 2) << ::testing::PrintToString(lines);
+  ASSERT_EQ(count_kind(lines, "kill"), 1);
+  for (const auto& line : lines) {
+    SCOPED_TRACE(line);
+    EXPECT_EQ(json_field(line, "family"), "4");
+    EXPECT_EQ(json_field(line, "saddr"), "127.0.0.1");
+    EXPECT_EQ(json_field(line, "daddr"), "127.0.0.1");
+    EXPECT_EQ(json_field(line, "sport"), std::to_string(l.port));
+    EXPECT_EQ(json_field(line, "dport"), std::to_string(c.client_port));
+    EXPECT_EQ(json_field(line, "direction"), "inbound");
+    EXPECT_EQ(json_field(line, "netns"), std::to_string(netns.inode()));
+    EXPECT_EQ(json_field(line, "cgroup"), cgroup.path());
+    EXPECT_EQ(json_field(line, "state"), "established");
+    if (json_field(line, "event") == "probe") {
+      EXPECT_EQ(json_field(line, "outcome"), "null");
+      EXPECT_EQ(json_field(line, "errno"), "0");
+    } else {
+      EXPECT_EQ(json_field(line, "outcome"), "timeout");
+      EXPECT_EQ(json_field(line, "errno"), std::to_string(ETIMEDOUT));
+      EXPECT_EQ(json_field(line, "error"), "ETIMEDOUT");
+      EXPECT_EQ(json_field(line, "probes_out"), "2");
+      EXPECT_NE(json_field(line, "cookie"), "null");
+    }
+  }
+  EXPECT_EQ(json_field(lines[0], "probes_out"), "1");
+  EXPECT_EQ(json_field(lines[1], "probes_out"), "2");
+}
+
+TEST_P(WatchTest, Ipv6ResetKill) {
+  TestNetns netns;
+  Watch watch({"--backend", GetParam()});
+  Listener l = listen_on(AF_INET6);
+  Conn c = connect_pair(l);
+  vanish(c.server);
+  set_keepalive(c.client, 1, 1, 3);
+  ASSERT_EQ(wait_error(c.client, seconds(10)), ECONNRESET);
+  const auto lines = watch.lines_until(
+      [](const auto& ls) { return count_kind(ls, "kill") >= 1; }, seconds(5));
+  ASSERT_FALSE(lines.empty());
+  const std::string& kill = lines.back();
+  EXPECT_EQ(json_field(kill, "event"), "kill");
+  EXPECT_EQ(json_field(kill, "family"), "6");
+  EXPECT_EQ(json_field(kill, "saddr"), "::1");
+  EXPECT_EQ(json_field(kill, "dport"), std::to_string(l.port));
+  EXPECT_EQ(json_field(kill, "direction"), "outbound");
+  EXPECT_EQ(json_field(kill, "outcome"), "reset");
+  EXPECT_EQ(json_field(kill, "errno"), std::to_string(ECONNRESET));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, WatchTest, ::testing::Values("reset-reason", "timer-bracket"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (char& ch : n) {
+                             if (ch == '-') ch = '_';
+                           }
+                           return n;
+                         });
+
+TEST(AgentCli, CheckReportsEverySignalAndSucceeds) {
+  ASSERT_EQ(geteuid(), 0u);
+  std::string out;
+  ASSERT_EQ(sh(agent_binary() + " check", &out), 0) << out;
+  for (const char* s : {"probe", "recovered", "kill_timeout", "kill_reset", "socket_gone",
+                        "backend: reset-reason", "fentry", "result: ok"}) {
+    EXPECT_NE(out.find(s), std::string::npos) << s << " missing in:\n" << out;
+  }
+  ASSERT_EQ(sh(agent_binary() + " check --backend timer-bracket", &out), 0) << out;
+  EXPECT_NE(out.find("tp_btf/inet_sk_error_report"), std::string::npos) << out;
+  EXPECT_TRUE(eventually([] { return count_our_programs() == 0; }, seconds(5)))
+      << "check must leave nothing loaded";
+}
+
+TEST(AgentCli, BadArgumentsExitTwoNamingTheValueAndLoadNothing) {
+  ASSERT_EQ(geteuid(), 0u);
+  ASSERT_TRUE(eventually([] { return count_our_programs() == 0; }, seconds(5)));
+  struct Case {
+    std::string args;
+    std::string must_name;
+  };
+  const Case cases[] = {
+      {"run --listen 127.0.0.1:99999", "99999"},
+      {"run --listen nohost:80", "nohost"},
+      {"run --backend kprobe", "kprobe"},
+      {"run --max-series banana", "banana"},
+      {"run --no-such-flag", "--no-such-flag"},
+      {"run --config /nonexistent/tcpka.toml", "/nonexistent/tcpka.toml"},
+      {"watch --ringbuf-bytes 1000", "1000"},
+  };
+  for (const auto& c : cases) {
+    std::string err;
+    // timeout: an argument wrongly accepted would start the agent for good.
+    const int rc = sh("timeout 10 " + agent_binary() + " " + c.args + " 2>&1 >/dev/null", &err);
+    EXPECT_EQ(rc, 2) << c.args << ": " << err;
+    EXPECT_NE(err.find(c.must_name), std::string::npos) << c.args << ": " << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << "one line: " << err;
+  }
+  EXPECT_EQ(count_our_programs(), 0);
+}
+
+TEST(AgentRun, MetricsExposeBuildProgramsAndSignals) {
+  ASSERT_EQ(geteuid(), 0u);
+  TestNetns netns;
+  Agent agent({});
+  const std::string m = agent.metrics();
+  for (const char* family :
+       {"tcpka_keepalive_probes_sent_total", "tcpka_keepalive_recovered_total",
+        "tcpka_keepalive_kills_total", "tcpka_build_info", "tcpka_bpf_program_attached",
+        "tcpka_signal_info", "tcpka_events_dropped_total", "tcpka_series_overflow_total"}) {
+    EXPECT_NE(m.find(std::string("# HELP ") + family + " "), std::string::npos) << family;
+  }
+  for (const char* prog : {"tka_timer_entry", "tka_timer_exit", "tka_send_reset",
+                           "tka_recv_reset", "tka_destroy"}) {
+    EXPECT_EQ(metric(m, "tcpka_bpf_program_attached", {{"program", prog}}), 1) << prog;
+  }
+  EXPECT_EQ(metric(m, "tcpka_signal_info", {{"signal", "kill_timeout"},
+                                           {"attach", "tp_btf/tcp_send_reset"}}),
+            1);
+  EXPECT_EQ(metric(m, "tcpka_build_info"), 1);
+  int status = 0;
+  agent.get("/nope", &status);
+  EXPECT_EQ(status, 404);
+  EXPECT_EQ(count_our_programs(), 5);
+  EXPECT_EQ(agent.stop(), 0);
+  // Program ids outlive the process for an RCU grace period.
+  EXPECT_TRUE(eventually([] { return count_our_programs() == 0; }, seconds(5)))
+      << "SIGTERM must leave nothing loaded";
+}
+
+TEST(AgentRun, SeriesCapFoldsIntoOtherAndVanishedCgroupsAreRemoved) {
+  ASSERT_EQ(geteuid(), 0u);
+  TestNetns netns;
+  Agent agent({"--max-series", "1", "--gc-interval", "1"});
+  auto cgroup = std::make_unique<TestCgroup>();
+  const std::string cg = cgroup->path();
+  Listener l1 = listen_on(AF_INET), l2 = listen_on(AF_INET);
+  Conn c1 = connect_pair(l1), c2 = connect_pair(l2);
+  Nft nft;
+  nft.drop_sport(l1.port);
+  nft.drop_sport(l2.port);
+  set_keepalive(c1.client, 1, 1, 2);
+  ASSERT_EQ(wait_error(c1.client, seconds(10)), ETIMEDOUT);
+  ASSERT_TRUE(eventually(
+      [&] { return metric(agent.metrics(), "tcpka_keepalive_kills_total", {{"cgroup", cg}}) == 1; },
+      seconds(5)));
+  set_keepalive(c2.client, 1, 1, 2);
+  ASSERT_EQ(wait_error(c2.client, seconds(10)), ETIMEDOUT);
+  ASSERT_TRUE(eventually(
+      [&] { return metric(agent.metrics(), "tcpka_keepalive_kills_total", {{"cgroup", cg}}) == 2; },
+      seconds(5)));
+  std::string m = agent.metrics();
+  EXPECT_EQ(metric(m, "tcpka_keepalive_kills_total",
+                   {{"cgroup", cg}, {"port", std::to_string(l1.port)}}),
+            1);
+  EXPECT_EQ(metric(m, "tcpka_keepalive_kills_total", {{"cgroup", cg}, {"port", "other"}}), 1);
+  EXPECT_GE(metric(m, "tcpka_series_overflow_total"), 1);
+
+  // The sockets die with the cgroup's last user; then the cgroup goes.
+  { Conn dead1 = std::move(c1), dead2 = std::move(c2); }
+  cgroup->remove();
+  EXPECT_TRUE(eventually(
+      [&] { return agent.metrics().find("cgroup=\"" + cg + "\"") == std::string::npos; },
+      seconds(5)))
+      << agent.metrics();
+  EXPECT_GE(metric(agent.metrics(), "tcpka_series_removed_total"), 1);
+}
+
+}  // namespace
+}  // namespace tcpka::test

@@ -1,0 +1,155 @@
+// Privileged test harness: namespaces, cgroups, nftables, real TCP, and the
+// agent run as a user runs it. Every resource is owned by an RAII object so a
+// failing assertion still removes what the test created.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tcpka::test {
+
+// Path of the tcpka binary under test (set by CMake).
+std::string agent_binary();
+
+// Runs a shell command in the calling thread's namespaces; returns its exit
+// status and puts its stdout in *out when given.
+int sh(const std::string& cmd, std::string* out = nullptr);
+
+// A network namespace of our own, entered by the calling thread for the
+// object's lifetime (processes forked meanwhile inherit it).
+class TestNetns {
+ public:
+  TestNetns();
+  ~TestNetns();
+  TestNetns(const TestNetns&) = delete;
+  TestNetns& operator=(const TestNetns&) = delete;
+  const std::string& name() const { return name_; }
+  uint32_t inode() const { return inode_; }
+
+ private:
+  std::string name_;
+  int orig_fd_ = -1;
+  uint32_t inode_ = 0;
+};
+
+// A child cgroup of the cgroup2 root that this process joins; on destruction
+// the process goes back where it was and the cgroup is removed.
+class TestCgroup {
+ public:
+  TestCgroup();
+  ~TestCgroup();
+  TestCgroup(const TestCgroup&) = delete;
+  TestCgroup& operator=(const TestCgroup&) = delete;
+  // Relative to the cgroup2 mount, with a leading slash ("/tcpka-test-...").
+  const std::string& path() const { return rel_; }
+  // Leaves and removes the cgroup early.
+  void remove();
+
+ private:
+  std::string root_, rel_, orig_rel_;
+  bool removed_ = false;
+};
+
+// An nftables table "tka" in the current netns; dropped on destruction.
+class Nft {
+ public:
+  Nft();
+  ~Nft();
+  // Drops every TCP segment the local stack sends from this source port.
+  void drop_sport(uint16_t port);
+  void flush();
+};
+
+// /proc/net/netstat of the calling thread's netns: TcpExt counters.
+uint64_t tcpext(const std::string& name);
+
+// The agent as a background process: `tcpka run --listen 127.0.0.1:PORT ...`.
+class Agent {
+ public:
+  explicit Agent(std::vector<std::string> extra_args, uint16_t port = 9977);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+  // HTTP GET on the agent; returns the body, "" on failure; *status set.
+  std::string get(const std::string& path, int* status = nullptr) const;
+  std::string metrics() const { return get("/metrics"); }
+  // SIGTERM and wait; returns the exit status (or -signal).
+  int stop();
+  std::string log() const;
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  uint16_t port_;
+  std::string log_path_;
+};
+
+// Sum of the samples of a metric whose labels include all of `labels`.
+double metric(const std::string& body, const std::string& name,
+              const std::map<std::string, std::string>& labels = {});
+// Whether any sample of the metric carries exactly-matching labels.
+bool has_series(const std::string& body, const std::string& name,
+                const std::map<std::string, std::string>& labels);
+
+// Polls `probe` every 100 ms until it returns true or the timeout passes.
+bool eventually(const std::function<bool()>& probe, std::chrono::milliseconds timeout);
+
+// TCP on loopback.
+struct Listener {
+  int fd = -1;
+  uint16_t port = 0;
+  int family = 0;
+  ~Listener();
+};
+Listener listen_on(int family, int backlog = 1024);
+
+struct Conn {
+  int client = -1;  // connect()ed
+  int server = -1;  // accept()ed
+  uint16_t client_port = 0;
+  ~Conn();
+  Conn() = default;
+  Conn(Conn&& o) noexcept;
+  Conn& operator=(Conn&&) = delete;
+};
+Conn connect_pair(const Listener& l);
+
+void set_keepalive(int fd, int idle, int intvl, int cnt);
+void set_keepalive_off(int fd);
+// Waits until fd reports an error, returns the errno recv() gives
+// (0 when the timeout passes first).
+int wait_error(int fd, std::chrono::milliseconds timeout);
+// Makes the accepted socket vanish without FIN or RST (TCP_REPAIR close).
+void vanish(int& fd);
+
+// `tcpka watch --json` with its stdout in a pipe.
+class Watch {
+ public:
+  explicit Watch(std::vector<std::string> extra_args);
+  ~Watch();
+  // Lines read so far plus any that arrive within timeout, until pred holds.
+  std::vector<std::string> lines_until(const std::function<bool(const std::vector<std::string>&)>& pred,
+                                       std::chrono::milliseconds timeout);
+
+ private:
+  pid_t pid_ = -1;
+  int fd_ = -1;
+  std::string buf_;
+  std::vector<std::string> lines_;
+};
+
+// Value of a top-level key in a one-line JSON object written by tcpka
+// (strings unquoted, null as "null"); nullopt when the key is absent.
+std::optional<std::string> json_field(const std::string& line, const std::string& key);
+
+// Number of BPF programs loaded whose name starts with tka_.
+int count_our_programs();
+
+}  // namespace tcpka::test

@@ -1,0 +1,232 @@
+// The agent against the kernel's own counters: each test builds a network
+// namespace and a child cgroup, drives real loopback TCP into one of the
+// keepalive outcomes, and compares `tcpka run`'s /metrics with
+// TcpExtTCPKeepAlive and with the errno the application's recv() returns.
+// Runs once per kill-detection backend.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "harness.h"
+
+namespace tcpka::test {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using Labels = std::map<std::string, std::string>;
+
+constexpr const char* kProbes = "tcpka_keepalive_probes_sent_total";
+constexpr const char* kRecovered = "tcpka_keepalive_recovered_total";
+constexpr const char* kKills = "tcpka_keepalive_kills_total";
+
+class KeepaliveTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    // Privileged tests fail, never skip, where they cannot run.
+    ASSERT_EQ(geteuid(), 0u) << "integration tests need root (CAP_BPF, CAP_NET_ADMIN)";
+    netns_ = std::make_unique<TestNetns>();
+    agent_ = std::make_unique<Agent>(std::vector<std::string>{"--backend", GetParam()});
+    // The agent stays in our cgroup's parent; only the test's sockets are in it.
+    cgroup_ = std::make_unique<TestCgroup>();
+  }
+  void TearDown() override {
+    if (agent_) {
+      EXPECT_EQ(agent_->stop(), 0) << "SIGTERM must end the agent cleanly";
+    }
+    agent_.reset();
+    cgroup_.reset();
+    netns_.reset();
+  }
+
+  Labels in_cgroup(Labels l = {}) {
+    l["cgroup"] = cgroup_->path();
+    return l;
+  }
+  double value(const char* name, Labels l = {}) {
+    return metric(agent_->metrics(), name, in_cgroup(std::move(l)));
+  }
+  // Waits until the agent's probe total equals the kernel's TCPKeepAlive,
+  // then asserts it: call only once probing has stopped.
+  void expect_probes_match_kernel() {
+    const uint64_t kernel = tcpext("TCPKeepAlive");
+    eventually([&] { return value(kProbes) == static_cast<double>(kernel); }, seconds(5));
+    EXPECT_EQ(value(kProbes), static_cast<double>(kernel)) << "TcpExtTCPKeepAlive disagrees";
+  }
+
+  std::unique_ptr<TestNetns> netns_;
+  std::unique_ptr<Agent> agent_;
+  std::unique_ptr<TestCgroup> cgroup_;
+};
+
+TEST_P(KeepaliveTest, PeerAliveProbesAnsweredNothingKilled) {
+  Listener l = listen_on(AF_INET);
+  Conn c = connect_pair(l);
+  set_keepalive(c.client, 1, 1, 3);
+  // Long enough for several probes, each answered by the peer's kernel.
+  std::this_thread::sleep_for(milliseconds(4500));
+  set_keepalive_off(c.client);
+  EXPECT_GE(tcpext("TCPKeepAlive"), 2u);
+  expect_probes_match_kernel();
+  EXPECT_EQ(value(kProbes, {{"direction", "outbound"}, {"port", std::to_string(l.port)}}),
+            static_cast<double>(tcpext("TCPKeepAlive")));
+  EXPECT_EQ(value(kKills), 0);
+  EXPECT_EQ(value(kRecovered), 0);
+  // The connection still works.
+  ASSERT_EQ(send(c.client, "x", 1, 0), 1);
+  char ch = 0;
+  ASSERT_EQ(recv(c.server, &ch, 1, 0), 1);
+}
+
+TEST_P(KeepaliveTest, PeerDeadKilledByTimeout) {
+  Listener l = listen_on(AF_INET);
+  Conn c = connect_pair(l);
+  Nft nft;
+  nft.drop_sport(l.port);  // the peer's answers never arrive
+  set_keepalive(c.client, 1, 1, 3);
+  EXPECT_EQ(wait_error(c.client, seconds(10)), ETIMEDOUT);
+  EXPECT_EQ(tcpext("TCPKeepAlive"), 3u);
+  EXPECT_EQ(tcpext("TCPAbortOnTimeout"), 1u);
+  const Labels labels = {{"direction", "outbound"}, {"port", std::to_string(l.port)}};
+  eventually([&] { return value(kKills, labels) == 1; }, seconds(5));
+  EXPECT_EQ(value(kKills, {{"outcome", "timeout"}, {"direction", "outbound"},
+                           {"port", std::to_string(l.port)}}),
+            1);
+  EXPECT_EQ(value(kKills, {{"outcome", "reset"}}), 0);
+  expect_probes_match_kernel();
+  EXPECT_EQ(value(kRecovered), 0);
+}
+
+TEST_P(KeepaliveTest, PeerRebootedKilledByReset) {
+  Listener l = listen_on(AF_INET);
+  Conn c = connect_pair(l);
+  vanish(c.server);  // no FIN, no RST: the next probe finds no socket
+  set_keepalive(c.client, 1, 1, 3);
+  EXPECT_EQ(wait_error(c.client, seconds(10)), ECONNRESET);
+  eventually([&] { return value(kKills) == 1; }, seconds(5));
+  EXPECT_EQ(value(kKills, {{"outcome", "reset"}, {"direction", "outbound"},
+                           {"port", std::to_string(l.port)}}),
+            1);
+  EXPECT_EQ(value(kKills, {{"outcome", "timeout"}}), 0);
+  expect_probes_match_kernel();
+  EXPECT_EQ(tcpext("TCPKeepAlive"), 1u);
+}
+
+TEST_P(KeepaliveTest, PeerFlakyRecovers) {
+  Listener l = listen_on(AF_INET);
+  Conn c = connect_pair(l);
+  Nft nft;
+  nft.drop_sport(l.port);
+  set_keepalive(c.client, 1, 1, 6);
+  // Wait for two unanswered probes, then let the peer answer again.
+  ASSERT_TRUE(eventually([] { return tcpext("TCPKeepAlive") >= 3; }, seconds(6)));
+  nft.flush();
+  EXPECT_TRUE(eventually([&] { return value(kRecovered) == 1; }, seconds(6)))
+      << agent_->metrics();
+  set_keepalive_off(c.client);
+  EXPECT_EQ(value(kRecovered, {{"direction", "outbound"}, {"port", std::to_string(l.port)}}), 1);
+  EXPECT_EQ(value(kKills), 0);
+  expect_probes_match_kernel();
+  ASSERT_EQ(send(c.client, "x", 1, 0), 1);
+  char ch = 0;
+  ASSERT_EQ(recv(c.server, &ch, 1, 0), 1);
+}
+
+TEST_P(KeepaliveTest, Ipv6PeerDead) {
+  Listener l = listen_on(AF_INET6);
+  Conn c = connect_pair(l);
+  Nft nft;
+  nft.drop_sport(l.port);
+  set_keepalive(c.client, 1, 1, 2);
+  EXPECT_EQ(wait_error(c.client, seconds(10)), ETIMEDOUT);
+  eventually([&] { return value(kKills) == 1; }, seconds(5));
+  EXPECT_EQ(value(kKills, {{"outcome", "timeout"}, {"port", std::to_string(l.port)}}), 1);
+  expect_probes_match_kernel();
+  EXPECT_EQ(tcpext("TCPKeepAlive"), 2u);
+}
+
+TEST_P(KeepaliveTest, RetransmissionTimeoutIsNotAKeepaliveKill) {
+  Listener l = listen_on(AF_INET);
+  Conn c = connect_pair(l);
+  Nft nft;
+  nft.drop_sport(l.port);
+  set_keepalive(c.client, 1, 1, 3);
+  const int user_timeout_ms = 2500;
+  ASSERT_EQ(setsockopt(c.client, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms,
+                       sizeof(user_timeout_ms)),
+            0);
+  // Unacknowledged data: the retransmission timer owns the socket and kills it.
+  ASSERT_EQ(send(c.client, "data", 4, 0), 4);
+  EXPECT_EQ(wait_error(c.client, seconds(15)), ETIMEDOUT);
+  EXPECT_EQ(tcpext("TCPAbortOnTimeout"), 1u) << "the kernel did kill it by timeout";
+  // Give the agent time to (wrongly) count something before asserting it did not.
+  std::this_thread::sleep_for(milliseconds(1500));
+  EXPECT_EQ(value(kKills), 0);
+  expect_probes_match_kernel();
+}
+
+TEST_P(KeepaliveTest, OrdinaryResetIsNotAKeepaliveKill) {
+  Listener l = listen_on(AF_INET);
+  Conn c = connect_pair(l);
+  set_keepalive(c.client, 60, 1, 3);
+  const linger lg{1, 0};  // close() sends RST
+  ASSERT_EQ(setsockopt(c.server, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+  close(c.server);
+  c.server = -1;
+  EXPECT_EQ(wait_error(c.client, seconds(5)), ECONNRESET);
+  std::this_thread::sleep_for(milliseconds(1500));
+  EXPECT_EQ(value(kKills), 0);
+  EXPECT_EQ(value(kProbes), 0);
+}
+
+TEST_P(KeepaliveTest, InboundSocketKilled) {
+  Listener l = listen_on(AF_INET);
+  Conn c = connect_pair(l);
+  Nft nft;
+  nft.drop_sport(c.client_port);  // the connecting peer goes silent
+  set_keepalive(c.server, 1, 1, 2);
+  EXPECT_EQ(wait_error(c.server, seconds(10)), ETIMEDOUT);
+  eventually([&] { return value(kKills) == 1; }, seconds(5));
+  // Inbound sockets are labelled with the local (listening) port.
+  EXPECT_EQ(value(kKills, {{"outcome", "timeout"}, {"direction", "inbound"},
+                           {"port", std::to_string(l.port)}}),
+            1);
+  expect_probes_match_kernel();
+}
+
+TEST_P(KeepaliveTest, HundredsOfDeadPeersKilledInTheSameSecond) {
+  constexpr int kConns = 300;
+  Listener l = listen_on(AF_INET);
+  std::vector<Conn> conns;
+  for (int i = 0; i < kConns; ++i) conns.push_back(connect_pair(l));
+  Nft nft;
+  nft.drop_sport(l.port);
+  for (auto& c : conns) set_keepalive(c.client, 1, 1, 2);
+  int timed_out = 0;
+  for (auto& c : conns) timed_out += wait_error(c.client, seconds(10)) == ETIMEDOUT;
+  EXPECT_EQ(timed_out, kConns);
+  EXPECT_EQ(tcpext("TCPAbortOnTimeout"), static_cast<uint64_t>(kConns));
+  eventually([&] { return value(kKills) == kConns; }, seconds(5));
+  EXPECT_EQ(value(kKills, {{"outcome", "timeout"}, {"port", std::to_string(l.port)}}), kConns);
+  expect_probes_match_kernel();
+  EXPECT_EQ(tcpext("TCPKeepAlive"), 2u * kConns);
+  const std::string m = agent_->metrics();
+  EXPECT_EQ(metric(m, "tcpka_events_dropped_total"), 0) << m;
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, KeepaliveTest,
+                         ::testing::Values("reset-reason", "timer-bracket"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (char& ch : n) {
+                             if (ch == '-') ch = '_';
+                           }
+                           return n;
+                         });
+
+}  // namespace
+}  // namespace tcpka::test

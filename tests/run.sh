@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install dependencies, build, run every test (unit and privileged
+# integration), print ctest's summary. Run as root: the integration tests
+# load BPF programs, create network namespaces and cgroups, and fail (they do
+# not skip) without those rights.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+deploy/local/deps.sh
+# Leftovers of an interrupted earlier run: only our own names.
+for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^tka-/ {print $1}'); do ip netns del "$ns" || true; done
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)"
+ctest --test-dir build --output-on-failure "$@"

@@ -1,0 +1,316 @@
+#include "aggregator.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace tcpka {
+namespace {
+
+Event make_event(EventKind kind, Direction dir, uint16_t sport, uint16_t dport,
+                 Outcome outcome = Outcome::kNone) {
+  Event e;
+  e.kind = kind;
+  e.outcome = outcome;
+  e.direction = dir;
+  e.sock.netns = 4026531840u;
+  e.sock.family = AF_INET;
+  e.sock.saddr = "10.0.0.1";
+  e.sock.daddr = "10.0.0.2";
+  e.sock.sport = sport;
+  e.sock.dport = dport;
+  e.cookie = 1000u + sport;
+  e.ts_ns = 1;
+  return e;
+}
+
+Event probe(Direction dir, uint16_t sport, uint16_t dport) {
+  return make_event(EventKind::kProbe, dir, sport, dport);
+}
+
+SeriesKey key(Direction d, std::string port, std::string cgroup) {
+  return SeriesKey{d, std::move(port), std::move(cgroup)};
+}
+
+TEST(AggregatorTest, CountsEachKindPerSeries) {
+  Aggregator agg(100, 100);
+  // Inbound connection to local port 5432 from peer port 40000.
+  agg.add(probe(Direction::kInbound, 5432, 40000), "/db");
+  agg.add(probe(Direction::kInbound, 5432, 40000), "/db");
+  agg.add(make_event(EventKind::kRecovered, Direction::kInbound, 5432, 40000), "/db");
+  agg.add(make_event(EventKind::kKill, Direction::kInbound, 5432, 40001, Outcome::kTimeout), "/db");
+  agg.add(make_event(EventKind::kKill, Direction::kInbound, 5432, 40002, Outcome::kReset), "/db");
+  agg.add(make_event(EventKind::kKill, Direction::kInbound, 5432, 40003, Outcome::kReset), "/db");
+  // Outbound to remote port 443: the series port is dport.
+  agg.add(probe(Direction::kOutbound, 50000, 443), "/web");
+
+  const auto snap = agg.snapshot();
+  ASSERT_EQ(snap.series.size(), 2u);
+  const auto& db = snap.series.at(key(Direction::kInbound, "5432", "/db"));
+  EXPECT_EQ(db.probes, 2u);
+  EXPECT_EQ(db.recovered, 1u);
+  EXPECT_EQ(db.kills_timeout, 1u);
+  EXPECT_EQ(db.kills_reset, 2u);
+  const auto& web = snap.series.at(key(Direction::kOutbound, "443", "/web"));
+  EXPECT_EQ(web.probes, 1u);
+  EXPECT_EQ(web.recovered, 0u);
+  EXPECT_EQ(web.kills_timeout, 0u);
+  EXPECT_EQ(web.kills_reset, 0u);
+  EXPECT_EQ(snap.overflowed_events, 0u);
+  EXPECT_EQ(snap.untracked_sockets, 0u);
+}
+
+TEST(AggregatorTest, SameLabelsDifferentCgroupsAreDifferentSeries) {
+  Aggregator agg(100, 100);
+  agg.add(probe(Direction::kInbound, 80, 1), "/a");
+  agg.add(probe(Direction::kInbound, 80, 2), "/b");
+  agg.add(probe(Direction::kOutbound, 3, 80), "/a");
+  const auto snap = agg.snapshot();
+  EXPECT_EQ(snap.series.size(), 3u);
+  EXPECT_EQ(snap.series.at(key(Direction::kInbound, "80", "/a")).probes, 1u);
+  EXPECT_EQ(snap.series.at(key(Direction::kInbound, "80", "/b")).probes, 1u);
+  EXPECT_EQ(snap.series.at(key(Direction::kOutbound, "80", "/a")).probes, 1u);
+}
+
+TEST(AggregatorTest, EmptyCgroupBecomesUnknown) {
+  Aggregator agg(100, 100);
+  agg.add(probe(Direction::kInbound, 80, 1), "");
+  const auto snap = agg.snapshot();
+  ASSERT_EQ(snap.series.size(), 1u);
+  EXPECT_EQ(snap.series.begin()->first.cgroup, "unknown");
+  EXPECT_EQ(snap.series.begin()->first.cgroup, kUnknownCgroup);
+  EXPECT_EQ(snap.series.begin()->first.port, "80");
+}
+
+TEST(AggregatorTest, MaxSeriesFoldsNewLabelSetsIntoOther) {
+  Aggregator agg(2, 100);
+  agg.add(probe(Direction::kInbound, 1, 9), "/a");
+  agg.add(probe(Direction::kInbound, 2, 9), "/a");
+  // Cap reached: new ports fold into "other".
+  agg.add(probe(Direction::kInbound, 3, 9), "/a");
+  agg.add(probe(Direction::kInbound, 4, 9), "/a");
+  // An existing label set is still counted on its own port.
+  agg.add(probe(Direction::kInbound, 1, 10), "/a");
+
+  const auto snap = agg.snapshot();
+  EXPECT_EQ(snap.series.size(), 3u);
+  EXPECT_EQ(snap.series.at(key(Direction::kInbound, "1", "/a")).probes, 2u);
+  EXPECT_EQ(snap.series.at(key(Direction::kInbound, "2", "/a")).probes, 1u);
+  EXPECT_EQ(snap.series.at(key(Direction::kInbound, "other", "/a")).probes, 2u);
+  EXPECT_EQ(snap.series.count(key(Direction::kInbound, "3", "/a")), 0u);
+  EXPECT_EQ(snap.series.count(key(Direction::kInbound, "4", "/a")), 0u);
+  EXPECT_EQ(snap.overflowed_events, 2u);
+}
+
+TEST(AggregatorTest, OverflowKeepsDirectionAndCgroup) {
+  Aggregator agg(1, 100);
+  agg.add(probe(Direction::kInbound, 1, 9), "/a");
+  agg.add(make_event(EventKind::kKill, Direction::kOutbound, 9, 7, Outcome::kReset), "/b");
+  agg.add(probe(Direction::kOutbound, 9, 8), "");
+  const auto snap = agg.snapshot();
+  EXPECT_EQ(snap.series.at(key(Direction::kOutbound, "other", "/b")).kills_reset, 1u);
+  EXPECT_EQ(snap.series.at(key(Direction::kOutbound, "other", "unknown")).probes, 1u);
+  EXPECT_EQ(snap.overflowed_events, 2u);
+}
+
+TEST(AggregatorTest, ProbeTracksSocket) {
+  Aggregator agg(100, 100);
+  Event e = probe(Direction::kInbound, 80, 1);
+  e.ts_ns = 10;
+  agg.add(e, "/a");
+  e.ts_ns = 20;
+  agg.add(e, "/a");
+  e.kind = EventKind::kRecovered;
+  e.ts_ns = 30;
+  agg.add(e, "/a");
+
+  auto s = agg.socket(e.sock);
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->probes, 2u);
+  EXPECT_EQ(s->recovered, 1u);
+  EXPECT_EQ(s->cookie, e.cookie);
+  EXPECT_EQ(s->direction, Direction::kInbound);
+  EXPECT_EQ(s->cgroup, "/a");
+  EXPECT_EQ(s->last_ts_ns, 30u);
+  EXPECT_EQ(agg.snapshot().sockets, 1u);
+
+  SocketKey other = e.sock;
+  other.sport = 81;
+  EXPECT_FALSE(agg.socket(other).has_value());
+}
+
+TEST(AggregatorTest, GoneRemovesSocketWithoutCounting) {
+  Aggregator agg(100, 100);
+  Event e = probe(Direction::kOutbound, 50000, 443);
+  agg.add(e, "/a");
+  ASSERT_TRUE(agg.socket(e.sock).has_value());
+  e.kind = EventKind::kGone;
+  agg.add(e, "/a");
+  EXPECT_FALSE(agg.socket(e.sock).has_value());
+  const auto snap = agg.snapshot();
+  EXPECT_EQ(snap.sockets, 0u);
+  const auto& c = snap.series.at(key(Direction::kOutbound, "443", "/a"));
+  EXPECT_EQ(c.probes, 1u);
+  EXPECT_EQ(c.recovered, 0u);
+  EXPECT_EQ(c.kills_timeout + c.kills_reset, 0u);
+}
+
+TEST(AggregatorTest, GoneOfUnknownSocketAddsNothing) {
+  Aggregator agg(100, 100);
+  agg.add(make_event(EventKind::kGone, Direction::kInbound, 1, 2), "/a");
+  const auto snap = agg.snapshot();
+  EXPECT_TRUE(snap.series.empty());
+  EXPECT_EQ(snap.sockets, 0u);
+}
+
+TEST(AggregatorTest, KillRemovesSocket) {
+  for (Outcome o : {Outcome::kTimeout, Outcome::kReset}) {
+    Aggregator agg(100, 100);
+    Event e = probe(Direction::kInbound, 22, 60000);
+    agg.add(e, "/ssh");
+    ASSERT_TRUE(agg.socket(e.sock).has_value());
+    e.kind = EventKind::kKill;
+    e.outcome = o;
+    agg.add(e, "/ssh");
+    EXPECT_FALSE(agg.socket(e.sock).has_value());
+    EXPECT_EQ(agg.snapshot().sockets, 0u);
+  }
+}
+
+TEST(AggregatorTest, KillOfUntrackedSocketDoesNotTrackIt) {
+  Aggregator agg(100, 100);
+  Event e = make_event(EventKind::kKill, Direction::kInbound, 22, 60000, Outcome::kTimeout);
+  agg.add(e, "/ssh");
+  EXPECT_FALSE(agg.socket(e.sock).has_value());
+  const auto snap = agg.snapshot();
+  EXPECT_EQ(snap.sockets, 0u);
+  EXPECT_EQ(snap.untracked_sockets, 0u);
+  EXPECT_EQ(snap.series.at(key(Direction::kInbound, "22", "/ssh")).kills_timeout, 1u);
+}
+
+TEST(AggregatorTest, MaxSocketsCountsUntracked) {
+  Aggregator agg(100, 2);
+  agg.add(probe(Direction::kInbound, 80, 1), "/a");
+  agg.add(probe(Direction::kInbound, 80, 2), "/a");
+  agg.add(probe(Direction::kInbound, 80, 3), "/a");
+  agg.add(probe(Direction::kInbound, 80, 3), "/a");
+  // Already tracked sockets are still updated.
+  agg.add(probe(Direction::kInbound, 80, 1), "/a");
+
+  const auto snap = agg.snapshot();
+  EXPECT_EQ(snap.sockets, 2u);
+  EXPECT_EQ(snap.untracked_sockets, 2u);
+  // Untracked sockets are still counted in the series.
+  EXPECT_EQ(snap.series.at(key(Direction::kInbound, "80", "/a")).probes, 5u);
+  EXPECT_FALSE(agg.socket(probe(Direction::kInbound, 80, 3).sock).has_value());
+  auto first = agg.socket(probe(Direction::kInbound, 80, 1).sock);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->probes, 2u);
+}
+
+TEST(AggregatorTest, FreedSocketSlotIsReused) {
+  Aggregator agg(100, 1);
+  Event a = probe(Direction::kInbound, 80, 1);
+  Event b = probe(Direction::kInbound, 80, 2);
+  agg.add(a, "/a");
+  agg.add(b, "/a");
+  EXPECT_FALSE(agg.socket(b.sock).has_value());
+  a.kind = EventKind::kGone;
+  agg.add(a, "/a");
+  agg.add(b, "/a");
+  EXPECT_TRUE(agg.socket(b.sock).has_value());
+  EXPECT_EQ(agg.snapshot().untracked_sockets, 1u);
+}
+
+TEST(AggregatorTest, RemoveCgroupsDropsGoneSeriesAndSockets) {
+  Aggregator agg(100, 100);
+  const Event a1 = probe(Direction::kInbound, 80, 1);
+  const Event a2 = probe(Direction::kOutbound, 2, 443);
+  const Event b1 = probe(Direction::kInbound, 80, 3);
+  const Event u1 = probe(Direction::kInbound, 80, 4);
+  agg.add(a1, "/gone");
+  agg.add(a2, "/gone");
+  agg.add(b1, "/alive");
+  agg.add(u1, "");
+  ASSERT_EQ(agg.snapshot().series.size(), 4u);
+
+  std::map<std::string, int> asked;
+  const size_t removed = agg.remove_cgroups([&](const std::string& cg) {
+    ++asked[cg];
+    return cg == "/gone";
+  });
+  EXPECT_EQ(removed, 2u);
+  // Once per cgroup, and never for "unknown".
+  EXPECT_EQ(asked, (std::map<std::string, int>{{"/alive", 1}, {"/gone", 1}}));
+
+  const auto snap = agg.snapshot();
+  EXPECT_EQ(snap.series.size(), 2u);
+  EXPECT_EQ(snap.series.count(key(Direction::kInbound, "80", "/alive")), 1u);
+  EXPECT_EQ(snap.series.count(key(Direction::kInbound, "80", "unknown")), 1u);
+  EXPECT_FALSE(agg.socket(a1.sock).has_value());
+  EXPECT_FALSE(agg.socket(a2.sock).has_value());
+  EXPECT_TRUE(agg.socket(b1.sock).has_value());
+  EXPECT_TRUE(agg.socket(u1.sock).has_value());
+  EXPECT_EQ(snap.sockets, 2u);
+}
+
+TEST(AggregatorTest, RemoveCgroupsUsesTheSocketsLatestCgroup) {
+  Aggregator agg(100, 100);
+  Event e = probe(Direction::kInbound, 80, 1);
+  agg.add(e, "/old");
+  e.kind = EventKind::kProbe;
+  agg.add(e, "/new");  // the socket moved cgroup: its stats now say /new
+  int calls = 0;
+  EXPECT_EQ(agg.remove_cgroups([&](const std::string& cg) {
+    ++calls;
+    return cg == "/new";
+  }),
+            1u);
+  EXPECT_EQ(calls, 2);
+  EXPECT_FALSE(agg.socket(e.sock).has_value());
+}
+
+TEST(AggregatorTest, RemoveCgroupsNothingGone) {
+  Aggregator agg(100, 100);
+  agg.add(probe(Direction::kInbound, 80, 1), "/a");
+  EXPECT_EQ(agg.remove_cgroups([](const std::string&) { return false; }), 0u);
+  EXPECT_EQ(agg.snapshot().series.size(), 1u);
+  EXPECT_EQ(agg.snapshot().sockets, 1u);
+}
+
+TEST(AggregatorTest, RemovedSeriesFreeRoomUnderTheCap) {
+  Aggregator agg(1, 100);
+  agg.add(probe(Direction::kInbound, 80, 1), "/gone");
+  agg.remove_cgroups([](const std::string& cg) { return cg == "/gone"; });
+  agg.add(probe(Direction::kInbound, 81, 1), "/a");
+  const auto snap = agg.snapshot();
+  EXPECT_EQ(snap.series.count(key(Direction::kInbound, "81", "/a")), 1u);
+  EXPECT_EQ(snap.overflowed_events, 0u);
+}
+
+TEST(AggregatorTest, ConcurrentAddsAreAllCounted) {
+  Aggregator agg(100, 1000);
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 2000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&agg, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        agg.add(probe(Direction::kInbound, 80, static_cast<uint16_t>(t * 10 + i % 10)), "/a");
+        (void)agg.snapshot();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  const auto snap = agg.snapshot();
+  EXPECT_EQ(snap.series.at(key(Direction::kInbound, "80", "/a")).probes,
+            static_cast<uint64_t>(kThreads * kPerThread));
+  EXPECT_EQ(snap.sockets, static_cast<size_t>(kThreads * 10));
+}
+
+}  // namespace
+}  // namespace tcpka

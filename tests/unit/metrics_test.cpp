@@ -1,0 +1,229 @@
+#include "metrics.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace tcpka {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+Event make_event(EventKind kind, Direction dir, uint16_t sport, uint16_t dport,
+                 Outcome outcome = Outcome::kNone) {
+  Event e;
+  e.kind = kind;
+  e.outcome = outcome;
+  e.direction = dir;
+  e.sock.netns = 1;
+  e.sock.family = AF_INET;
+  e.sock.saddr = "10.0.0.1";
+  e.sock.daddr = "10.0.0.2";
+  e.sock.sport = sport;
+  e.sock.dport = dport;
+  return e;
+}
+
+Features all_features() {
+  Features f;
+  f.btf = true;
+  f.ksym_keepalive_timer = true;
+  f.tp_timer_expire = true;
+  f.tp_send_reset = true;
+  f.rst_reason = true;
+  f.tp_error_report = true;
+  f.tp_receive_reset = true;
+  f.tp_destroy_sock = true;
+  f.fentry = true;
+  f.kprobes = true;
+  f.cgroup2 = "/sys/fs/cgroup";
+  return f;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+class MetricsTest : public ::testing::Test {
+ protected:
+  MetricsTest() : agg_(2, 100) {}
+
+  void SetUp() override {
+    // Inbound to local port 5432 in /db: 3 probes, 1 recovery, 1 timeout kill, 2 reset kills.
+    for (int i = 0; i < 3; ++i) {
+      agg_.add(make_event(EventKind::kProbe, Direction::kInbound, 5432, 40000), "/db");
+    }
+    agg_.add(make_event(EventKind::kRecovered, Direction::kInbound, 5432, 40000), "/db");
+    agg_.add(make_event(EventKind::kKill, Direction::kInbound, 5432, 40000, Outcome::kTimeout),
+             "/db");
+    agg_.add(make_event(EventKind::kKill, Direction::kInbound, 5432, 40001, Outcome::kReset),
+             "/db");
+    agg_.add(make_event(EventKind::kKill, Direction::kInbound, 5432, 40002, Outcome::kReset),
+             "/db");
+    // Outbound to port 443 from an unresolvable cgroup: 1 probe.
+    agg_.add(make_event(EventKind::kProbe, Direction::kOutbound, 50000, 443), "");
+    // Past max_series=2: folded into port="other".
+    agg_.add(make_event(EventKind::kProbe, Direction::kOutbound, 50001, 8080), "/web");
+
+    counters_.decode_errors = 4;
+    counters_.series_removed = 6;
+
+    auto plan = plan_for(all_features(), Backend::kAuto);
+    ASSERT_TRUE(plan.ok()) << plan.error();
+    info_ = AgentInfo{"1.2.3", "abcdef012345", *plan};
+  }
+
+  std::string render() {
+    MetricsCollector c(
+        agg_, info_,
+        [] {
+          return std::vector<ProgramState>{{"tka_timer_entry", "tp_btf/timer_expire_entry", true},
+                                           {"tka_destroy", "tp_btf/tcp_destroy_sock", false}};
+        },
+        [] {
+          return std::array<uint64_t, TKA_DROP__COUNT>{17, 5};
+        },
+        counters_);
+    return render_metrics(c);
+  }
+
+  Aggregator agg_;
+  AgentCounters counters_;
+  AgentInfo info_;
+};
+
+TEST_F(MetricsTest, HelpAndTypeForEveryFamily) {
+  const std::string out = "\n" + render();
+  const std::vector<std::pair<std::string, std::string>> families = {
+      {"tcpka_keepalive_probes_sent_total", "counter"},
+      {"tcpka_keepalive_recovered_total", "counter"},
+      {"tcpka_keepalive_kills_total", "counter"},
+      {"tcpka_build_info", "gauge"},
+      {"tcpka_bpf_program_attached", "gauge"},
+      {"tcpka_signal_info", "gauge"},
+      {"tcpka_events_dropped_total", "counter"},
+      {"tcpka_series_overflow_total", "counter"},
+      {"tcpka_series_removed_total", "counter"},
+      {"tcpka_tracked_sockets", "gauge"},
+      {"tcpka_untracked_sockets_total", "counter"},
+  };
+  for (const auto& [name, type] : families) {
+    EXPECT_THAT(out, HasSubstr("\n# HELP " + name + " ")) << name;
+    EXPECT_THAT(out, HasSubstr("\n# TYPE " + name + " " + type + "\n")) << name;
+  }
+  // Nothing else is exposed.
+  int types = 0;
+  for (const auto& line : lines_of(out)) types += line.rfind("# TYPE ", 0) == 0;
+  EXPECT_EQ(types, static_cast<int>(families.size()));
+}
+
+TEST_F(MetricsTest, KeepaliveSamples) {
+  const std::string out = render();
+  EXPECT_THAT(out, HasSubstr("tcpka_keepalive_probes_sent_total{cgroup=\"/db\",direction="
+                             "\"inbound\",port=\"5432\"} 3\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_keepalive_probes_sent_total{cgroup=\"unknown\",direction="
+                             "\"outbound\",port=\"443\"} 1\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_keepalive_probes_sent_total{cgroup=\"/web\",direction="
+                             "\"outbound\",port=\"other\"} 1\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_keepalive_recovered_total{cgroup=\"/db\",direction="
+                             "\"inbound\",port=\"5432\"} 1\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_keepalive_recovered_total{cgroup=\"unknown\",direction="
+                             "\"outbound\",port=\"443\"} 0\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_keepalive_kills_total{cgroup=\"/db\",direction=\"inbound\","
+                             "port=\"5432\",outcome=\"timeout\"} 1\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_keepalive_kills_total{cgroup=\"/db\",direction=\"inbound\","
+                             "port=\"5432\",outcome=\"reset\"} 2\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_keepalive_kills_total{cgroup=\"unknown\",direction="
+                             "\"outbound\",port=\"443\",outcome=\"timeout\"} 0\n"));
+}
+
+TEST_F(MetricsTest, AgentSamples) {
+  const std::string out = render();
+  EXPECT_THAT(out, HasSubstr("tcpka_build_info{revision=\"abcdef012345\",version=\"1.2.3\"} 1\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_bpf_program_attached{attach=\"tp_btf/timer_expire_entry\","
+                             "program=\"tka_timer_entry\"} 1\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_bpf_program_attached{attach=\"tp_btf/tcp_destroy_sock\","
+                             "program=\"tka_destroy\"} 0\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_signal_info{attach=\"tp_btf/tcp_send_reset\",backend="
+                             "\"reset-reason\",signal=\"kill_timeout\"} 1\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_signal_info{attach=\"tp_btf/tcp_receive_reset\",backend="
+                             "\"reset-reason\",signal=\"kill_reset\"} 1\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_events_dropped_total{reason=\"ringbuf_full\"} 17\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_events_dropped_total{reason=\"socket_map_full\"} 5\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_events_dropped_total{reason=\"decode_error\"} 4\n"));
+  EXPECT_THAT(out, HasSubstr("\ntcpka_series_overflow_total 1\n"));
+  EXPECT_THAT(out, HasSubstr("\ntcpka_series_removed_total 6\n"));
+  // Sockets: 40000 was killed, 40001/40002 never tracked (kill only); 50000 and 50001 probed.
+  EXPECT_THAT(out, HasSubstr("\ntcpka_tracked_sockets 2\n"));
+  EXPECT_THAT(out, HasSubstr("\ntcpka_untracked_sockets_total 0\n"));
+}
+
+TEST_F(MetricsTest, BlindSignalIsZero) {
+  Features f = all_features();
+  f.tp_receive_reset = false;
+  f.rst_reason = false;
+  auto plan = plan_for(f, Backend::kAuto);
+  ASSERT_TRUE(plan.ok()) << plan.error();
+  info_.plan = *plan;
+  const std::string out = render();
+  EXPECT_THAT(out, HasSubstr("tcpka_signal_info{attach=\"tp_btf/tcp_receive_reset\",backend="
+                             "\"timer-bracket\",signal=\"kill_reset\"} 0\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_signal_info{attach=\"tp_btf/inet_sk_error_report\",backend="
+                             "\"timer-bracket\",signal=\"kill_timeout\"} 1\n"));
+}
+
+TEST_F(MetricsTest, UntrackedSocketsAndLargeCounts) {
+  Aggregator agg(10, 1);
+  for (uint16_t p = 1; p <= 3; ++p) {
+    agg.add(make_event(EventKind::kProbe, Direction::kInbound, 22, p), "/ssh");
+  }
+  for (int i = 0; i < 1234567; ++i) {
+    agg.add(make_event(EventKind::kProbe, Direction::kInbound, 22, 1), "/ssh");
+  }
+  MetricsCollector c(
+      agg, info_, [] { return std::vector<ProgramState>{}; },
+      [] {
+        return std::array<uint64_t, TKA_DROP__COUNT>{0, 0};
+      },
+      counters_);
+  const std::string out = render_metrics(c);
+  EXPECT_THAT(out, HasSubstr("\ntcpka_tracked_sockets 1\n"));
+  EXPECT_THAT(out, HasSubstr("\ntcpka_untracked_sockets_total 2\n"));
+  // Integral counts print without exponent or decimals.
+  EXPECT_THAT(out, HasSubstr("tcpka_keepalive_probes_sent_total{cgroup=\"/ssh\",direction="
+                             "\"inbound\",port=\"22\"} 1234570\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_events_dropped_total{reason=\"ringbuf_full\"} 0\n"));
+  EXPECT_THAT(out, Not(HasSubstr("tcpka_bpf_program_attached{")));
+}
+
+TEST_F(MetricsTest, RemovedSeriesDisappear) {
+  agg_.remove_cgroups([](const std::string& cg) { return cg == "/db"; });
+  const std::string out = render();
+  EXPECT_THAT(out, Not(HasSubstr("cgroup=\"/db\"")));
+  EXPECT_THAT(out, HasSubstr("cgroup=\"unknown\""));
+  // The family headers stay even when a family has fewer samples.
+  EXPECT_THAT(out, HasSubstr("# TYPE tcpka_keepalive_kills_total counter\n"));
+}
+
+TEST_F(MetricsTest, EscapesLabelValues) {
+  Aggregator agg(10, 10);
+  agg.add(make_event(EventKind::kProbe, Direction::kInbound, 1, 2), "/we\"ird\\path");
+  MetricsCollector c(
+      agg, info_, [] { return std::vector<ProgramState>{}; },
+      [] {
+        return std::array<uint64_t, TKA_DROP__COUNT>{0, 0};
+      },
+      counters_);
+  EXPECT_THAT(render_metrics(c), HasSubstr("cgroup=\"/we\\\"ird\\\\path\""));
+}
+
+}  // namespace
+}  // namespace tcpka
