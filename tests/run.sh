@@ -5,6 +5,8 @@
 # not skip) without those rights.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ip, nft and bpftool live in sbin; CI's environment may not list it.
+export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 
 deploy/local/deps.sh
 # Leftovers of an interrupted earlier run: only our own names.

@@ -1,7 +1,9 @@
 #include "aggregator.h"
 
 #include <gtest/gtest.h>
+
 #include <sys/socket.h>
+#include "fixtures.h"
 
 #include <map>
 #include <string>
@@ -11,22 +13,7 @@
 namespace tcpka {
 namespace {
 
-Event make_event(EventKind kind, Direction dir, uint16_t sport, uint16_t dport,
-                 Outcome outcome = Outcome::kNone) {
-  Event e;
-  e.kind = kind;
-  e.outcome = outcome;
-  e.direction = dir;
-  e.sock.netns = 4026531840u;
-  e.sock.family = AF_INET;
-  e.sock.saddr = "10.0.0.1";
-  e.sock.daddr = "10.0.0.2";
-  e.sock.sport = sport;
-  e.sock.dport = dport;
-  e.cookie = 1000u + sport;
-  e.ts_ns = 1;
-  return e;
-}
+using testing_fixtures::make_event;
 
 Event probe(Direction dir, uint16_t sport, uint16_t dport) {
   return make_event(EventKind::kProbe, dir, sport, dport);

@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "fixtures.h"
+
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -10,26 +12,11 @@
 namespace tcpka {
 namespace {
 
+using testing_fixtures::all_features;
+
 using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-Features all_features() {
-  Features f;
-  f.btf = true;
-  f.ksym_keepalive_timer = true;
-  f.tp_timer_expire = true;
-  f.tp_send_reset = true;
-  f.rst_reason = true;
-  f.tp_error_report = true;
-  f.tp_receive_reset = true;
-  f.tp_destroy_sock = true;
-  f.fentry = true;
-  f.fentry_detail = "loads";
-  f.kprobes = true;
-  f.cgroup2 = "/sys/fs/cgroup";
-  return f;
-}
 
 const SignalPath* find_signal(const Plan& p, const std::string& name) {
   for (const auto& s : p.signals) {

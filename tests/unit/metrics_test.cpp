@@ -2,7 +2,9 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
 #include <sys/socket.h>
+#include "fixtures.h"
 
 #include <sstream>
 #include <string>
@@ -11,39 +13,11 @@
 namespace tcpka {
 namespace {
 
+using testing_fixtures::all_features;
+using testing_fixtures::make_event;
+
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-Event make_event(EventKind kind, Direction dir, uint16_t sport, uint16_t dport,
-                 Outcome outcome = Outcome::kNone) {
-  Event e;
-  e.kind = kind;
-  e.outcome = outcome;
-  e.direction = dir;
-  e.sock.netns = 1;
-  e.sock.family = AF_INET;
-  e.sock.saddr = "10.0.0.1";
-  e.sock.daddr = "10.0.0.2";
-  e.sock.sport = sport;
-  e.sock.dport = dport;
-  return e;
-}
-
-Features all_features() {
-  Features f;
-  f.btf = true;
-  f.ksym_keepalive_timer = true;
-  f.tp_timer_expire = true;
-  f.tp_send_reset = true;
-  f.rst_reason = true;
-  f.tp_error_report = true;
-  f.tp_receive_reset = true;
-  f.tp_destroy_sock = true;
-  f.fentry = true;
-  f.kprobes = true;
-  f.cgroup2 = "/sys/fs/cgroup";
-  return f;
-}
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
