@@ -48,7 +48,9 @@ int on_sample(void* ctx, void* data, size_t size) {
   return 0;
 }
 
-std::string errstr(int err) { return strerror(err < 0 ? -err : err); }
+std::string errstr(int err) {
+  return strerror(err < 0 ? -err : err);
+}
 
 }  // namespace
 
@@ -61,9 +63,8 @@ Result<std::unique_ptr<KeepaliveBpf>> KeepaliveBpf::load(const LoadOptions& opts
     return Error{"opening the BPF object failed: " + errstr(errno) + take_log_tail(20)};
   }
   auto* skel = self->skel_;
-  skel->rodata->tka_kill_mode = opts.plan.backend == Backend::kResetReason
-                                    ? TKA_KILL_RESET_REASON
-                                    : TKA_KILL_TIMER_BRACKET;
+  skel->rodata->tka_kill_mode =
+      opts.plan.backend == Backend::kResetReason ? TKA_KILL_RESET_REASON : TKA_KILL_TIMER_BRACKET;
   bpf_map__set_max_entries(skel->maps.tka_events, opts.ringbuf_bytes);
   bpf_map__set_max_entries(skel->maps.tka_probed, opts.max_sockets);
 
@@ -113,7 +114,9 @@ Result<void> KeepaliveBpf::open_events(EventSink sink) {
   return {};
 }
 
-int KeepaliveBpf::poll(int timeout_ms) { return ring_buffer__poll(rb_, timeout_ms); }
+int KeepaliveBpf::poll(int timeout_ms) {
+  return ring_buffer__poll(rb_, timeout_ms);
+}
 
 std::vector<ProgramState> KeepaliveBpf::programs() const {
   std::vector<ProgramState> out;

@@ -91,7 +91,7 @@ std::string CgroupResolver::path(uint64_t id) {
 
 bool CgroupResolver::exists(std::string_view rel) const {
   if (root_.empty()) return false;
-  struct stat st{};
+  struct stat st {};
   const std::string full = root_ + std::string(rel);
   return ::stat(full.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
@@ -99,7 +99,7 @@ bool CgroupResolver::exists(std::string_view rel) const {
 void CgroupResolver::rescan_locked() {
   namespace fs = std::filesystem;
   by_id_.clear();
-  struct stat st{};
+  struct stat st {};
   if (::stat(root_.c_str(), &st) == 0) by_id_[st.st_ino] = "/";
   // A hand-written walk, not recursive_directory_iterator: cgroups come and
   // go while we read, and that iterator ends the whole walk at the first

@@ -3,9 +3,9 @@
 // again before returning.
 #include <cstdio>
 
+#include "bpf_loader.h"
 #include "commands.h"
 #include "kernel_features.h"
-#include "bpf_loader.h"
 
 namespace tcpka {
 

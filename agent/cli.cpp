@@ -56,8 +56,8 @@ Parsed parse_once(const std::vector<std::string>& args, Invocation* inv, std::st
       ->capture_default_str();
   add_size_flags(run, &inv->run);
 
-  CLI::App* check = app.add_subcommand(
-      "check", "Print the kernel's features and the attach path of each signal");
+  CLI::App* check =
+      app.add_subcommand("check", "Print the kernel's features and the attach path of each signal");
   add_backend_flag(check, &p.backend);
 
   CLI::App* watch = app.add_subcommand("watch", "Stream keepalive events, one line each");
@@ -85,8 +85,7 @@ std::vector<std::string> config_args(const std::string& path) {
   for (const CLI::ConfigItem& item : CLI::ConfigTOML().from_file(path)) {
     if (item.name == "--" || item.name == "++") continue;  // section markers
     if (!item.parents.empty() && !(item.parents.size() == 1 && item.parents[0] == "run")) {
-      throw CLI::ConfigError("config file " + path + ": unknown section [" + item.parents[0] +
-                             "]");
+      throw CLI::ConfigError("config file " + path + ": unknown section [" + item.parents[0] + "]");
     }
     std::string name = item.name;
     for (char& c : name) {

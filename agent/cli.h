@@ -12,8 +12,8 @@ enum class Command { kRun, kCheck, kWatch };
 
 struct Invocation {
   Command command = Command::kRun;
-  RunConfig run;       // run: every flag; check/watch: backend and sizes
-  bool json = false;   // watch --json
+  RunConfig run;      // run: every flag; check/watch: backend and sizes
+  bool json = false;  // watch --json
 };
 
 // Returns -1 when the command should go on, or the exit status to leave with

@@ -23,7 +23,7 @@ Result<Backend> parse_backend(std::string_view text);
 struct ListenAddress {
   std::string host;  // numeric IPv4 or IPv6 (without brackets)
   uint16_t port = 0;
-  int family = 0;    // AF_INET or AF_INET6
+  int family = 0;  // AF_INET or AF_INET6
 };
 
 // "HOST:PORT", "[V6]:PORT" or ":PORT" (all IPv4 addresses). Hosts must be

@@ -49,9 +49,9 @@ std::string_view direction_name(Direction d) {
 std::string_view tcp_state_name(unsigned state) {
   // include/net/tcp_states.h
   static constexpr std::string_view kNames[] = {
-      "unknown",  "established", "syn_sent",   "syn_recv", "fin_wait1",
-      "fin_wait2", "time_wait",  "close",      "close_wait", "last_ack",
-      "listen",   "closing",     "new_syn_recv", "bound_inactive"};
+      "unknown",   "established", "syn_sent",     "syn_recv",      "fin_wait1",
+      "fin_wait2", "time_wait",   "close",        "close_wait",    "last_ack",
+      "listen",    "closing",     "new_syn_recv", "bound_inactive"};
   if (state < sizeof(kNames) / sizeof(kNames[0])) return kNames[state];
   return "unknown";
 }

@@ -137,7 +137,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const ListenAddress& addr,
   socklen_t blen = sizeof(bound);
   ::getsockname(s->listen_fd_, reinterpret_cast<sockaddr*>(&bound), &blen);
   s->port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                                                : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+                                               : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
   s->acceptor_ = std::thread([srv = s.get()] { srv->accept_loop(); });
   return s;
 }

@@ -84,7 +84,7 @@ void probe_fentry(const btf* vmlinux, Features* f) {
 Features probe_features() {
   Features f;
   f.cgroup2 = find_cgroup2_mount();
-  struct stat st{};
+  struct stat st {};
   f.kprobes = ::stat("/sys/bus/event_source/devices/kprobe/type", &st) == 0;
   f.ksym_keepalive_timer = kallsyms_has("tcp_keepalive_timer");
 
@@ -99,8 +99,8 @@ Features probe_features() {
   const int reset_args = tracepoint_args(vmlinux, "tcp_send_reset");
   f.tp_send_reset = reset_args >= 2;
   // The reason argument arrived in Linux 6.10 together with the enum.
-  f.rst_reason = reset_args >= 3 &&
-                 enum_has(vmlinux, "sk_rst_reason", "SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT");
+  f.rst_reason =
+      reset_args >= 3 && enum_has(vmlinux, "sk_rst_reason", "SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT");
   f.tp_error_report = tracepoint_args(vmlinux, "inet_sk_error_report") >= 1;
   f.tp_receive_reset = tracepoint_args(vmlinux, "tcp_receive_reset") >= 1;
   f.tp_destroy_sock = tracepoint_args(vmlinux, "tcp_destroy_sock") >= 1;
@@ -127,14 +127,16 @@ Result<Plan> plan_for(const Features& f, Backend requested) {
       } else if (bracket_ok) {
         p.backend = Backend::kTimerBracket;
       } else {
-        return Error{"no way to see keepalive kills: neither tcp_send_reset with a reset reason "
-                     "nor sock:inet_sk_error_report exists"};
+        return Error{
+            "no way to see keepalive kills: neither tcp_send_reset with a reset reason "
+            "nor sock:inet_sk_error_report exists"};
       }
       break;
     case Backend::kResetReason:
       if (!reason_ok) {
-        return Error{"--backend reset-reason: this kernel's tcp_send_reset tracepoint carries no "
-                     "SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT (Linux 6.10+); use timer-bracket"};
+        return Error{
+            "--backend reset-reason: this kernel's tcp_send_reset tracepoint carries no "
+            "SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT (Linux 6.10+); use timer-bracket"};
       }
       p.backend = requested;
       break;

@@ -13,7 +13,7 @@
 namespace tcpka {
 
 struct Features {
-  bool btf = false;                   // /sys/kernel/btf/vmlinux parsed
+  bool btf = false;  // /sys/kernel/btf/vmlinux parsed
   std::string btf_error;
   bool ksym_keepalive_timer = false;  // tcp_keepalive_timer in /proc/kallsyms
   bool tp_timer_expire = false;       // timer:timer_expire_entry + _exit
@@ -34,8 +34,8 @@ Features probe_features();
 
 // One observed signal and how it is attached.
 struct SignalPath {
-  std::string signal;   // "probe", "recovered", "kill_timeout", "kill_reset", "socket_gone"
-  std::string attach;   // e.g. "tp_btf/tcp_send_reset (reason)"
+  std::string signal;  // "probe", "recovered", "kill_timeout", "kill_reset", "socket_gone"
+  std::string attach;  // e.g. "tp_btf/tcp_send_reset (reason)"
   bool available = false;
   std::string missing;  // what the kernel lacks, when !available
 };

@@ -43,9 +43,9 @@ MetricsCollector::MetricsCollector(const Aggregator& agg, AgentInfo info, Progra
 
 std::vector<MetricFamily> MetricsCollector::Collect() const {
   const Aggregator::Snapshot snap = agg_.snapshot();
-  auto probes = family("tcpka_keepalive_probes_sent_total",
-                       "Keepalive probes sent by the kernel (tcp_keepalive_timer).",
-                       MetricType::Counter);
+  auto probes =
+      family("tcpka_keepalive_probes_sent_total",
+             "Keepalive probes sent by the kernel (tcp_keepalive_timer).", MetricType::Counter);
   auto recovered = family("tcpka_keepalive_recovered_total",
                           "Connections whose peer answered after at least one keepalive probe "
                           "went unanswered for a whole interval.",
@@ -68,8 +68,8 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
     add(kills, lr, static_cast<double>(c.kills_reset));
   }
 
-  auto build = family("tcpka_build_info", "The agent's version and source revision.",
-                      MetricType::Gauge);
+  auto build =
+      family("tcpka_build_info", "The agent's version and source revision.", MetricType::Gauge);
   add(build, {{"revision", info_.revision}, {"version", info_.version}}, 1);
 
   auto attached = family("tcpka_bpf_program_attached",
@@ -106,14 +106,14 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
                          MetricType::Counter);
   add(overflow, {}, static_cast<double>(snap.overflowed_events));
 
-  auto removed = family("tcpka_series_removed_total",
-                        "Label sets removed because their cgroup no longer exists.",
-                        MetricType::Counter);
+  auto removed =
+      family("tcpka_series_removed_total",
+             "Label sets removed because their cgroup no longer exists.", MetricType::Counter);
   add(removed, {}, static_cast<double>(counters_.series_removed.load(std::memory_order_relaxed)));
 
-  auto tracked = family("tcpka_tracked_sockets",
-                        "Sockets with keepalive activity the agent currently tracks.",
-                        MetricType::Gauge);
+  auto tracked =
+      family("tcpka_tracked_sockets", "Sockets with keepalive activity the agent currently tracks.",
+             MetricType::Gauge);
   add(tracked, {}, static_cast<double>(snap.sockets));
   auto untracked = family("tcpka_untracked_sockets_total",
                           "Sockets not tracked individually because the socket table was full "
@@ -121,9 +121,9 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
                           MetricType::Counter);
   add(untracked, {}, static_cast<double>(snap.untracked_sockets));
 
-  return {std::move(probes), std::move(recovered), std::move(kills),   std::move(build),
-          std::move(attached), std::move(signals),  std::move(dropped), std::move(overflow),
-          std::move(removed), std::move(tracked),   std::move(untracked)};
+  return {std::move(probes),   std::move(recovered), std::move(kills),    std::move(build),
+          std::move(attached), std::move(signals),   std::move(dropped),  std::move(overflow),
+          std::move(removed),  std::move(tracked),   std::move(untracked)};
 }
 
 std::string render_metrics(const prometheus::Collectable& c) {

@@ -37,8 +37,8 @@ TEST_P(WatchTest, JsonLinesDescribeProbesAndKillOfInboundSocket) {
   nft.drop_sport(c.client_port);
   set_keepalive(c.server, 1, 1, 2);
   ASSERT_EQ(wait_error(c.server, seconds(10)), ETIMEDOUT);
-  const auto lines = watch.lines_until(
-      [](const auto& ls) { return count_kind(ls, "kill") >= 1; }, seconds(5));
+  const auto lines =
+      watch.lines_until([](const auto& ls) { return count_kind(ls, "kill") >= 1; }, seconds(5));
   ASSERT_EQ(count_kind(lines, "probe"), 2) << ::testing::PrintToString(lines);
   ASSERT_EQ(count_kind(lines, "kill"), 1);
   for (const auto& line : lines) {
@@ -75,8 +75,8 @@ TEST_P(WatchTest, Ipv6ResetKill) {
   vanish(c.server);
   set_keepalive(c.client, 1, 1, 3);
   ASSERT_EQ(wait_error(c.client, seconds(10)), ECONNRESET);
-  const auto lines = watch.lines_until(
-      [](const auto& ls) { return count_kind(ls, "kill") >= 1; }, seconds(5));
+  const auto lines =
+      watch.lines_until([](const auto& ls) { return count_kind(ls, "kill") >= 1; }, seconds(5));
   ASSERT_FALSE(lines.empty());
   const std::string& kill = lines.back();
   EXPECT_EQ(json_field(kill, "event"), "kill");
@@ -149,12 +149,12 @@ TEST(AgentRun, MetricsExposeBuildProgramsAndSignals) {
         "tcpka_signal_info", "tcpka_events_dropped_total", "tcpka_series_overflow_total"}) {
     EXPECT_NE(m.find(std::string("# HELP ") + family + " "), std::string::npos) << family;
   }
-  for (const char* prog : {"tka_timer_entry", "tka_timer_exit", "tka_send_reset",
-                           "tka_recv_reset", "tka_destroy"}) {
+  for (const char* prog :
+       {"tka_timer_entry", "tka_timer_exit", "tka_send_reset", "tka_recv_reset", "tka_destroy"}) {
     EXPECT_EQ(metric(m, "tcpka_bpf_program_attached", {{"program", prog}}), 1) << prog;
   }
-  EXPECT_EQ(metric(m, "tcpka_signal_info", {{"signal", "kill_timeout"},
-                                           {"attach", "tp_btf/tcp_send_reset"}}),
+  EXPECT_EQ(metric(m, "tcpka_signal_info",
+                   {{"signal", "kill_timeout"}, {"attach", "tp_btf/tcp_send_reset"}}),
             1);
   EXPECT_EQ(metric(m, "tcpka_build_info"), 1);
   int status = 0;
@@ -181,26 +181,30 @@ TEST(AgentRun, SeriesCapFoldsIntoOtherAndVanishedCgroupsAreRemoved) {
   set_keepalive(c1.client, 1, 1, 2);
   ASSERT_EQ(wait_error(c1.client, seconds(10)), ETIMEDOUT);
   ASSERT_TRUE(eventually(
-      [&] { return metric(agent.metrics(), "tcpka_keepalive_kills_total", {{"cgroup", cg}}) == 1; },
+      [&] {
+        return metric(agent.metrics(), "tcpka_keepalive_kills_total", {{"cgroup", cg}}) == 1;
+      },
       seconds(5)));
   set_keepalive(c2.client, 1, 1, 2);
   ASSERT_EQ(wait_error(c2.client, seconds(10)), ETIMEDOUT);
   ASSERT_TRUE(eventually(
-      [&] { return metric(agent.metrics(), "tcpka_keepalive_kills_total", {{"cgroup", cg}}) == 2; },
+      [&] {
+        return metric(agent.metrics(), "tcpka_keepalive_kills_total", {{"cgroup", cg}}) == 2;
+      },
       seconds(5)));
   std::string m = agent.metrics();
-  EXPECT_EQ(metric(m, "tcpka_keepalive_kills_total",
-                   {{"cgroup", cg}, {"port", std::to_string(l1.port)}}),
-            1);
+  EXPECT_EQ(
+      metric(m, "tcpka_keepalive_kills_total", {{"cgroup", cg}, {"port", std::to_string(l1.port)}}),
+      1);
   EXPECT_EQ(metric(m, "tcpka_keepalive_kills_total", {{"cgroup", cg}, {"port", "other"}}), 1);
   EXPECT_GE(metric(m, "tcpka_series_overflow_total"), 1);
 
   // The sockets die with the cgroup's last user; then the cgroup goes.
   { Conn dead1 = std::move(c1), dead2 = std::move(c2); }
   cgroup->remove();
-  EXPECT_TRUE(eventually(
-      [&] { return agent.metrics().find("cgroup=\"" + cg + "\"") == std::string::npos; },
-      seconds(5)))
+  EXPECT_TRUE(
+      eventually([&] { return agent.metrics().find("cgroup=\"" + cg + "\"") == std::string::npos; },
+                 seconds(5)))
       << agent.metrics();
   EXPECT_GE(metric(agent.metrics(), "tcpka_series_removed_total"), 1);
 }

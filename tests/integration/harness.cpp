@@ -80,7 +80,9 @@ int stop_process(pid_t pid) {
 
 }  // namespace
 
-std::string agent_binary() { return TCPKA_BINARY; }
+std::string agent_binary() {
+  return TCPKA_BINARY;
+}
 
 int sh(const std::string& cmd, std::string* out) {
   FILE* p = popen(cmd.c_str(), "r");
@@ -100,7 +102,7 @@ TestNetns::TestNetns() {
   const int fd = open(("/run/netns/" + name_).c_str(), O_RDONLY | O_CLOEXEC);
   orig_fd_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   if (fd < 0 || orig_fd_ < 0) die("open netns");
-  struct stat st{};
+  struct stat st {};
   fstat(fd, &st);
   inode_ = static_cast<uint32_t>(st.st_ino);
   if (setns(fd, CLONE_NEWNET) != 0) die("setns " + name_);
@@ -147,13 +149,15 @@ TestCgroup::~TestCgroup() {
 }
 
 Nft::Nft() {
-  if (sh("nft 'add table inet tka; add chain inet tka out { type filter hook output priority 0; }'") !=
-      0) {
+  if (sh("nft 'add table inet tka; add chain inet tka out { type filter hook output priority 0; "
+         "}'") != 0) {
     throw std::runtime_error("nft add table failed");
   }
 }
 
-Nft::~Nft() { sh("nft delete table inet tka 2>/dev/null"); }
+Nft::~Nft() {
+  sh("nft delete table inet tka 2>/dev/null");
+}
 
 void Nft::drop_sport(uint16_t port) {
   if (sh("nft add rule inet tka out tcp sport " + std::to_string(port) + " drop") != 0) {
@@ -161,7 +165,9 @@ void Nft::drop_sport(uint16_t port) {
   }
 }
 
-void Nft::flush() { sh("nft flush chain inet tka out"); }
+void Nft::flush() {
+  sh("nft flush chain inet tka out");
+}
 
 uint64_t tcpext(const std::string& name) {
   std::istringstream in(read_file("/proc/thread-self/net/netstat"));
@@ -218,7 +224,9 @@ int Agent::stop() {
   return rc;
 }
 
-std::string Agent::log() const { return read_file(log_path_); }
+std::string Agent::log() const {
+  return read_file(log_path_);
+}
 
 std::string Agent::get(const std::string& path, int* status) const {
   if (status) *status = 0;
@@ -353,8 +361,7 @@ Conn::~Conn() {
   if (server >= 0) close(server);
 }
 
-Conn::Conn(Conn&& o) noexcept
-    : client(o.client), server(o.server), client_port(o.client_port) {
+Conn::Conn(Conn&& o) noexcept : client(o.client), server(o.server), client_port(o.client_port) {
   o.client = o.server = -1;
 }
 
@@ -415,9 +422,9 @@ Watch::Watch(std::vector<std::string> extra_args) {
   close(out[1]);
   close(err_fd);
   fd_ = out[0];
-  const bool ready = eventually(
-      [&] { return read_file(path).find("watching") != std::string::npos; },
-      std::chrono::seconds(15));
+  const bool ready =
+      eventually([&] { return read_file(path).find("watching") != std::string::npos; },
+                 std::chrono::seconds(15));
   const std::string err_text = read_file(path);
   unlink(path);
   if (!ready) {

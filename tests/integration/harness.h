@@ -6,8 +6,8 @@
 #include <sys/types.h>
 
 #include <chrono>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -135,8 +135,9 @@ class Watch {
   explicit Watch(std::vector<std::string> extra_args);
   ~Watch();
   // Lines read so far plus any that arrive within timeout, until pred holds.
-  std::vector<std::string> lines_until(const std::function<bool(const std::vector<std::string>&)>& pred,
-                                       std::chrono::milliseconds timeout);
+  std::vector<std::string> lines_until(
+      const std::function<bool(const std::vector<std::string>&)>& pred,
+      std::chrono::milliseconds timeout);
 
  private:
   pid_t pid_ = -1;

@@ -93,9 +93,10 @@ TEST_P(KeepaliveTest, PeerDeadKilledByTimeout) {
   EXPECT_EQ(tcpext("TCPAbortOnTimeout"), 1u);
   const Labels labels = {{"direction", "outbound"}, {"port", std::to_string(l.port)}};
   eventually([&] { return value(kKills, labels) == 1; }, seconds(5));
-  EXPECT_EQ(value(kKills, {{"outcome", "timeout"}, {"direction", "outbound"},
-                           {"port", std::to_string(l.port)}}),
-            1);
+  EXPECT_EQ(
+      value(kKills,
+            {{"outcome", "timeout"}, {"direction", "outbound"}, {"port", std::to_string(l.port)}}),
+      1);
   EXPECT_EQ(value(kKills, {{"outcome", "reset"}}), 0);
   expect_probes_match_kernel();
   EXPECT_EQ(value(kRecovered), 0);
@@ -108,9 +109,10 @@ TEST_P(KeepaliveTest, PeerRebootedKilledByReset) {
   set_keepalive(c.client, 1, 1, 3);
   EXPECT_EQ(wait_error(c.client, seconds(10)), ECONNRESET);
   eventually([&] { return value(kKills) == 1; }, seconds(5));
-  EXPECT_EQ(value(kKills, {{"outcome", "reset"}, {"direction", "outbound"},
-                           {"port", std::to_string(l.port)}}),
-            1);
+  EXPECT_EQ(
+      value(kKills,
+            {{"outcome", "reset"}, {"direction", "outbound"}, {"port", std::to_string(l.port)}}),
+      1);
   EXPECT_EQ(value(kKills, {{"outcome", "timeout"}}), 0);
   expect_probes_match_kernel();
   EXPECT_EQ(tcpext("TCPKeepAlive"), 1u);
@@ -125,8 +127,7 @@ TEST_P(KeepaliveTest, PeerFlakyRecovers) {
   // Wait for two unanswered probes, then let the peer answer again.
   ASSERT_TRUE(eventually([] { return tcpext("TCPKeepAlive") >= 3; }, seconds(6)));
   nft.flush();
-  EXPECT_TRUE(eventually([&] { return value(kRecovered) == 1; }, seconds(6)))
-      << agent_->metrics();
+  EXPECT_TRUE(eventually([&] { return value(kRecovered) == 1; }, seconds(6))) << agent_->metrics();
   set_keepalive_off(c.client);
   EXPECT_EQ(value(kRecovered, {{"direction", "outbound"}, {"port", std::to_string(l.port)}}), 1);
   EXPECT_EQ(value(kKills), 0);
@@ -192,9 +193,10 @@ TEST_P(KeepaliveTest, InboundSocketKilled) {
   EXPECT_EQ(wait_error(c.server, seconds(10)), ETIMEDOUT);
   eventually([&] { return value(kKills) == 1; }, seconds(5));
   // Inbound sockets are labelled with the local (listening) port.
-  EXPECT_EQ(value(kKills, {{"outcome", "timeout"}, {"direction", "inbound"},
-                           {"port", std::to_string(l.port)}}),
-            1);
+  EXPECT_EQ(
+      value(kKills,
+            {{"outcome", "timeout"}, {"direction", "inbound"}, {"port", std::to_string(l.port)}}),
+      1);
   expect_probes_match_kernel();
 }
 
@@ -219,8 +221,7 @@ TEST_P(KeepaliveTest, HundredsOfDeadPeersKilledInTheSameSecond) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, KeepaliveTest,
-                         ::testing::Values("reset-reason", "timer-bracket"),
-                         [](const auto& info) {
+                         ::testing::Values("reset-reason", "timer-bracket"), [](const auto& info) {
                            std::string n = info.param;
                            for (char& ch : n) {
                              if (ch == '-') ch = '_';
