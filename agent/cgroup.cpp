@@ -1,6 +1,13 @@
 #include "cgroup.h"
 
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
 
 #include <filesystem>
 #include <fstream>
@@ -68,6 +75,46 @@ std::optional<std::string> find_cgroup2_mount() {
   std::stringstream ss;
   ss << in.rdbuf();
   return cgroup2_mount_from_mountinfo(ss.str());
+}
+
+Result<CgroupDir> resolve_cgroup_dir(std::string_view path, const std::string& root) {
+  const std::string given(path);
+  if (root.empty()) return Error{"'" + given + "': this host has no cgroup v2 mount"};
+  char real_root[PATH_MAX];
+  if (!::realpath(root.c_str(), real_root)) {
+    return Error{"cgroup2 mount " + root + ": " + strerror(errno)};
+  }
+  const std::string rootp = real_root;
+  // Try the path as given, then under the mount.
+  std::string candidate;
+  char buf[PATH_MAX];
+  for (const std::string& c : {given, rootp + (given.empty() || given[0] != '/' ? "/" : "") + given}) {
+    if (!c.empty() && ::realpath(c.c_str(), buf)) {
+      candidate = buf;
+      const std::string& cand = candidate;
+      if (cand == rootp || (cand.size() > rootp.size() && cand.compare(0, rootp.size(), rootp) == 0 &&
+                            cand[rootp.size()] == '/')) {
+        break;
+      }
+      candidate.clear();
+    }
+  }
+  if (candidate.empty()) {
+    return Error{"'" + given + "' is not a directory of the cgroup v2 hierarchy at " + rootp};
+  }
+  struct statfs fs{};
+  struct stat st{};
+  if (::statfs(candidate.c_str(), &fs) != 0 || fs.f_type != CGROUP2_SUPER_MAGIC ||
+      ::stat(candidate.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Error{"'" + given + "' is not a cgroup v2 directory"};
+  }
+  CgroupDir d;
+  d.abs = candidate;
+  d.rel = candidate == rootp ? "/" : candidate.substr(rootp.size());
+  d.id = st.st_ino;
+  for (char c : d.rel) d.level += c == '/';
+  if (d.rel == "/") d.level = 0;
+  return d;
 }
 
 CgroupResolver::CgroupResolver(std::string root, std::chrono::milliseconds min_rescan)

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "result.h"
+
 namespace tcpka {
 
 // The mount point of the cgroup2 file system in a /proc/PID/mountinfo text,
@@ -17,6 +19,18 @@ std::optional<std::string> cgroup2_mount_from_mountinfo(std::string_view mountin
 
 // The same for this process, reading /proc/self/mountinfo.
 std::optional<std::string> find_cgroup2_mount();
+
+// A cgroup v2 directory named by the user.
+struct CgroupDir {
+  std::string abs;     // absolute path of the directory
+  std::string rel;     // relative to the cgroup2 mount, leading slash ("/" for the root)
+  uint64_t id = 0;     // the kernel's cgroup id (inode number)
+  uint32_t level = 0;  // depth below the root (root = 0)
+};
+
+// `path` is absolute, or relative to the cgroup2 mount ("/system.slice/x");
+// it must be a directory of the cgroup2 mount at `root`.
+Result<CgroupDir> resolve_cgroup_dir(std::string_view path, const std::string& root);
 
 // Maps the cgroup ids the kernel reports (the kernfs node id, which is the
 // inode number of the cgroup's directory) to paths relative to the cgroup2

@@ -5,6 +5,8 @@
 #include <sstream>
 #include <vector>
 
+#include "cgroup.h"
+
 namespace tcpka {
 
 namespace {
@@ -29,7 +31,20 @@ struct Parsed {
   Command command = Command::kRun;
   std::string backend = "auto";
   std::string config;  // run --config
+  PolicySpec single;   // run --keepalive-cgroup/-idle/-intvl/-cnt/-direction/-override
+  bool single_given = false;   // any of those flags
+  std::vector<std::string> specs;  // run --keepalive-policy
 };
+
+void add_policy_values(CLI::App* cmd, PolicySpec* p, const std::string& prefix) {
+  cmd->add_option("--" + prefix + "idle", p->idle, "TCP_KEEPIDLE: idle seconds before the first probe (1..32767)");
+  cmd->add_option("--" + prefix + "intvl", p->intvl, "TCP_KEEPINTVL: seconds between probes (1..32767)");
+  cmd->add_option("--" + prefix + "cnt", p->cnt, "TCP_KEEPCNT: unanswered probes before the kill (1..127)");
+  cmd->add_option("--" + prefix + "direction", p->direction, "inbound, outbound or both")
+      ->capture_default_str();
+  cmd->add_flag("--" + prefix + "override", p->override,
+                "Also sockets whose application turned keepalive on itself");
+}
 
 // One pass of CLI11 over args (without argv[0]). Throws CLI::ParseError.
 Parsed parse_once(const std::vector<std::string>& args, Invocation* inv, std::string* help) {
@@ -55,6 +70,28 @@ Parsed parse_once(const std::vector<std::string>& args, Invocation* inv, std::st
                   "Seconds between removals of series whose cgroup is gone")
       ->capture_default_str();
   add_size_flags(run, &inv->run);
+  run->add_option("--keepalive-cgroup", p.single.cgroup,
+                  "Set keepalive on the TCP sockets of this cgroup v2 directory (absolute, or "
+                  "relative to the cgroup2 mount) and its descendants while the agent runs");
+  add_policy_values(run, &p.single, "keepalive-");
+  run->add_option("--keepalive-policy", p.specs,
+                  "Another policy: cgroup=PATH,idle=S,intvl=S,cnt=N[,direction=D][,override=true]"
+                  " (repeatable; in a config file, a list)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  run->add_flag("--keepalive-persist", inv->run.keepalive_persist,
+                "Pin the policies under /sys/fs/bpf/tcpka so they outlive the agent; the next "
+                "start replaces them atomically, `tcpka keepalive remove` removes them");
+
+  CLI::App* keepalive = app.add_subcommand("keepalive", "Keepalive policies outside `run`");
+  keepalive->require_subcommand(1);
+  CLI::App* apply = keepalive->add_subcommand(
+      "apply", "Apply a policy once to the ESTABLISHED sockets that already exist in a cgroup");
+  apply->add_option("--cgroup", inv->policy.cgroup, "cgroup v2 directory")->required();
+  add_policy_values(apply, &inv->policy, "");
+  for (const char* req : {"--idle", "--intvl", "--cnt"}) apply->get_option(req)->required();
+  CLI::App* remove = keepalive->add_subcommand(
+      "remove", "Remove the persistent (--keepalive-persist) policy of a cgroup");
+  remove->add_option("--cgroup", inv->policy.cgroup, "cgroup v2 directory")->required();
 
   CLI::App* check =
       app.add_subcommand("check", "Print the kernel's features and the attach path of each signal");
@@ -75,7 +112,19 @@ Parsed parse_once(const std::vector<std::string>& args, Invocation* inv, std::st
     *help = app.help("", CLI::AppFormatMode::All);
     throw;
   }
-  p.command = run->parsed() ? Command::kRun : check->parsed() ? Command::kCheck : Command::kWatch;
+  if (run->parsed()) {
+    p.command = Command::kRun;
+  } else if (check->parsed()) {
+    p.command = Command::kCheck;
+  } else if (watch->parsed()) {
+    p.command = Command::kWatch;
+  } else {
+    p.command = apply->parsed() ? Command::kKeepaliveApply : Command::kKeepaliveRemove;
+  }
+  for (const char* flag : {"--keepalive-cgroup", "--keepalive-idle", "--keepalive-intvl",
+                           "--keepalive-cnt", "--keepalive-direction", "--keepalive-override"}) {
+    p.single_given = p.single_given || run->count(flag) > 0;
+  }
   return p;
 }
 
@@ -92,8 +141,12 @@ std::vector<std::string> config_args(const std::string& path) {
       if (c == '_') c = '-';
     }
     if (name == "config") throw CLI::ConfigError("config file " + path + ": 'config' is not a key");
-    out.push_back("--" + name);
-    out.insert(out.end(), item.inputs.begin(), item.inputs.end());
+    if (item.inputs.size() == 1) {
+      out.push_back("--" + name + "=" + item.inputs[0]);  // also right for flags (x = true)
+    } else {
+      out.push_back("--" + name);
+      out.insert(out.end(), item.inputs.begin(), item.inputs.end());
+    }
   }
   return out;
 }
@@ -103,6 +156,51 @@ std::string one_line(std::string msg) {
     if (c == '\n') c = ' ';
   }
   return msg;
+}
+
+// Builds inv->run.policies from the flags and checks every cgroup exists;
+// for keepalive apply/remove, checks inv->policy.
+Result<void> collect_policies(const Parsed& p, Invocation* inv) {
+  const auto root = find_cgroup2_mount().value_or("");
+  auto check_cgroup = [&](const std::string& flag, const std::string& path) -> Result<void> {
+    auto dir = resolve_cgroup_dir(path, root);
+    if (!dir) return Error{flag + ": " + dir.error()};
+    return {};
+  };
+  if (p.command == Command::kKeepaliveApply) {
+    if (auto v = validate_policy(inv->policy, "--"); !v) return v;
+    return check_cgroup("--cgroup", inv->policy.cgroup);
+  }
+  if (p.command == Command::kKeepaliveRemove) return check_cgroup("--cgroup", inv->policy.cgroup);
+  if (p.command != Command::kRun) return {};
+
+  std::vector<PolicySpec>& out = inv->run.policies;
+  if (p.single_given) {
+    if (p.single.cgroup.empty()) {
+      return Error{"--keepalive-idle/-intvl/-cnt/-direction/-override need --keepalive-cgroup"};
+    }
+    if (auto v = validate_policy(p.single, "--keepalive-"); !v) return v;
+    if (auto c = check_cgroup("--keepalive-cgroup", p.single.cgroup); !c) return c;
+    out.push_back(p.single);
+  }
+  for (const std::string& spec : p.specs) {
+    auto ps = parse_policy_spec(spec);
+    if (!ps) return Error{ps.error()};
+    if (auto c = check_cgroup("--keepalive-policy '" + spec + "'", ps->cgroup); !c) return c;
+    out.push_back(*ps);
+  }
+  // One policy per cgroup: two would stack two programs on it.
+  for (size_t i = 0; i < out.size(); ++i) {
+    for (size_t j = i + 1; j < out.size(); ++j) {
+      if (resolve_cgroup_dir(out[i].cgroup, root)->id == resolve_cgroup_dir(out[j].cgroup, root)->id) {
+        return Error{"two keepalive policies for cgroup '" + out[j].cgroup + "'"};
+      }
+    }
+  }
+  if (inv->run.keepalive_persist && out.empty()) {
+    return Error{"--keepalive-persist: there is no keepalive policy to persist"};
+  }
+  return {};
 }
 
 }  // namespace
@@ -137,6 +235,10 @@ int parse_args(int argc, const char* const argv[], Invocation* inv, std::string*
   }
 
   inv->command = p.command;
+  if (auto r = collect_policies(p, inv); !r) {
+    *err = "tcpka: " + r.error() + "\n";
+    return 2;
+  }
   auto b = parse_backend(p.backend);
   if (!b) {
     *err = "tcpka: " + b.error() + "\n";

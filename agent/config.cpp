@@ -69,6 +69,70 @@ Result<ListenAddress> parse_listen(std::string_view text) {
   return out;
 }
 
+Result<PolicySpec> parse_policy_spec(std::string_view spec) {
+  PolicySpec p;
+  const std::string where = "--keepalive-policy '" + std::string(spec) + "'";
+  auto number = [&](std::string_view key, std::string_view v, uint32_t* out) -> Result<void> {
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), *out);
+    if (v.empty() || ec != std::errc() || end != v.data() + v.size()) {
+      return Error{where + ": " + std::string(key) + " '" + std::string(v) + "' is not a number"};
+    }
+    return {};
+  };
+  bool have_cgroup = false;
+  while (!spec.empty()) {
+    const size_t comma = spec.find(',');
+    std::string_view item = spec.substr(0, comma);
+    spec = comma == std::string_view::npos ? std::string_view{} : spec.substr(comma + 1);
+    const size_t eq = item.find('=');
+    if (eq == std::string_view::npos) return Error{where + ": '" + std::string(item) + "' is not key=value"};
+    std::string_view key = item.substr(0, eq), val = item.substr(eq + 1);
+    Result<void> r;
+    if (key == "cgroup") {
+      p.cgroup = std::string(val);
+      have_cgroup = true;
+    } else if (key == "idle") {
+      r = number(key, val, &p.idle);
+    } else if (key == "intvl") {
+      r = number(key, val, &p.intvl);
+    } else if (key == "cnt") {
+      r = number(key, val, &p.cnt);
+    } else if (key == "direction") {
+      p.direction = std::string(val);
+    } else if (key == "override") {
+      if (val != "true" && val != "false") {
+        return Error{where + ": override '" + std::string(val) + "' is not true or false"};
+      }
+      p.override = val == "true";
+    } else {
+      return Error{where + ": unknown key '" + std::string(key) + "'"};
+    }
+    if (!r) return Error{r.error()};
+  }
+  if (!have_cgroup) return Error{where + ": no cgroup="};
+  if (auto v = validate_policy(p, where + ": "); !v) return Error{v.error()};
+  return p;
+}
+
+Result<void> validate_policy(const PolicySpec& p, std::string_view prefix) {
+  const std::string f(prefix);
+  if (p.cgroup.empty()) return Error{f + "cgroup: empty"};
+  // The kernel's own limits (MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL, MAX_TCP_KEEPCNT).
+  if (p.idle < 1 || p.idle > 32767) {
+    return Error{f + "idle: '" + std::to_string(p.idle) + "' is not in 1..32767"};
+  }
+  if (p.intvl < 1 || p.intvl > 32767) {
+    return Error{f + "intvl: '" + std::to_string(p.intvl) + "' is not in 1..32767"};
+  }
+  if (p.cnt < 1 || p.cnt > 127) {
+    return Error{f + "cnt: '" + std::to_string(p.cnt) + "' is not in 1..127"};
+  }
+  if (p.direction != "inbound" && p.direction != "outbound" && p.direction != "both") {
+    return Error{f + "direction: '" + p.direction + "' is not inbound, outbound or both"};
+  }
+  return {};
+}
+
 Result<void> validate(const RunConfig& cfg) {
   if (auto l = parse_listen(cfg.listen); !l) return Error{l.error()};
   if (cfg.max_series < 1) return Error{"--max-series: must be at least 1"};

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "result.h"
 
@@ -30,6 +31,24 @@ struct ListenAddress {
 // numeric or "localhost": the agent never waits on DNS at start-up.
 Result<ListenAddress> parse_listen(std::string_view text);
 
+// One keepalive policy: what the sockops program sets on the TCP sockets of
+// a cgroup (and its descendants).
+struct PolicySpec {
+  std::string cgroup;  // cgroup v2 directory: absolute, or relative to the cgroup2 mount
+  uint32_t idle = 0;   // TCP_KEEPIDLE, 1..32767 s
+  uint32_t intvl = 0;  // TCP_KEEPINTVL, 1..32767 s
+  uint32_t cnt = 0;    // TCP_KEEPCNT, 1..127
+  std::string direction = "both";  // inbound | outbound | both
+  bool override = false;           // also sockets whose application set keepalive itself
+};
+
+// "cgroup=PATH,idle=S,intvl=S,cnt=N[,direction=D][,override=true|false]".
+Result<PolicySpec> parse_policy_spec(std::string_view spec);
+// Value ranges and direction, not the cgroup (see resolve_cgroup_dir()).
+// Messages are prefix + key: "--keepalive-" gives "--keepalive-idle: '0' is
+// not in 1..32767".
+Result<void> validate_policy(const PolicySpec& p, std::string_view prefix);
+
 struct RunConfig {
   std::string listen = "127.0.0.1:9977";
   Backend backend = Backend::kAuto;
@@ -41,6 +60,10 @@ struct RunConfig {
   uint32_t ringbuf_bytes = 1u << 20;
   // Entries of the map of probed sockets.
   uint32_t max_sockets = 65536;
+  // Keepalive policies (sockops), at most one per cgroup.
+  std::vector<PolicySpec> policies;
+  // Pin each policy's link under bpffs so it outlives the agent.
+  bool keepalive_persist = false;
 };
 
 Result<void> validate(const RunConfig& cfg);

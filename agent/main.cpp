@@ -13,11 +13,22 @@ int main(int argc, char** argv) {
   if (rc >= 0) return rc;
   switch (inv.command) {
     case tcpka::Command::kRun:
-      return tcpka::run_agent(inv.run);
+      return tcpka::run_agent(inv.run, [argc, argv]() -> tcpka::Result<tcpka::RunConfig> {
+        tcpka::Invocation again;
+        std::string out, err;
+        if (tcpka::parse_args(argc, argv, &again, &out, &err) >= 0) {
+          return tcpka::Error{err.empty() ? "bad configuration" : err};
+        }
+        return again.run;
+      });
     case tcpka::Command::kCheck:
       return tcpka::run_check(inv.run);
     case tcpka::Command::kWatch:
       return tcpka::run_watch(inv.run, inv.json);
+    case tcpka::Command::kKeepaliveApply:
+      return tcpka::run_keepalive_apply(inv.policy);
+    case tcpka::Command::kKeepaliveRemove:
+      return tcpka::run_keepalive_remove(inv.policy);
   }
   return 2;
 }

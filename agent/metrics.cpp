@@ -33,13 +33,9 @@ void add(MetricFamily& f, std::vector<ClientMetric::Label> labels, double value)
 
 }  // namespace
 
-MetricsCollector::MetricsCollector(const Aggregator& agg, AgentInfo info, ProgramsFn programs,
-                                   DropsFn drops, const AgentCounters& counters)
-    : agg_(agg),
-      info_(std::move(info)),
-      programs_(std::move(programs)),
-      drops_(std::move(drops)),
-      counters_(counters) {}
+MetricsCollector::MetricsCollector(const Aggregator& agg, AgentInfo info, MetricSources sources,
+                                   const AgentCounters& counters)
+    : agg_(agg), info_(std::move(info)), src_(std::move(sources)), counters_(counters) {}
 
 std::vector<MetricFamily> MetricsCollector::Collect() const {
   const Aggregator::Snapshot snap = agg_.snapshot();
@@ -75,8 +71,41 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   auto attached = family("tcpka_bpf_program_attached",
                          "1 when the BPF program is attached, 0 when loaded but not attached.",
                          MetricType::Gauge);
-  for (const auto& p : programs_()) {
+  for (const auto& p : src_.programs()) {
     add(attached, {{"attach", p.attach}, {"program", p.program}}, p.attached ? 1 : 0);
+  }
+
+  auto applied = family("tcpka_sockops_keepalive_applied_total",
+                        "Connections on which a keepalive policy set SO_KEEPALIVE and the timers.",
+                        MetricType::Counter);
+  auto kept = family("tcpka_sockops_keepalive_kept_total",
+                     "Connections a keepalive policy left alone because the application had "
+                     "turned keepalive on itself (policy without override).",
+                     MetricType::Counter);
+  auto so_errors = family("tcpka_sockops_errors_total",
+                          "bpf_setsockopt/bpf_getsockopt failures of a keepalive policy.",
+                          MetricType::Counter);
+  const auto policies = src_.policies ? src_.policies() : std::vector<PolicySet::Stats>{};
+  for (const auto& pol : policies) {
+    add(attached, {{"attach", pol.state.attach}, {"program", pol.state.program}},
+        pol.state.attached ? 1 : 0);
+    const auto& c = pol.counts;
+    add(applied, {{"cgroup", pol.cgroup}, {"direction", "inbound"}},
+        static_cast<double>(c[TKA_SO_APPLIED_IN]));
+    add(applied, {{"cgroup", pol.cgroup}, {"direction", "outbound"}},
+        static_cast<double>(c[TKA_SO_APPLIED_OUT]));
+    add(kept, {{"cgroup", pol.cgroup}, {"direction", "inbound"}},
+        static_cast<double>(c[TKA_SO_KEPT_IN]));
+    add(kept, {{"cgroup", pol.cgroup}, {"direction", "outbound"}},
+        static_cast<double>(c[TKA_SO_KEPT_OUT]));
+    add(so_errors, {{"cgroup", pol.cgroup}, {"option", "so_keepalive"}},
+        static_cast<double>(c[TKA_SO_ERR_KEEPALIVE]));
+    add(so_errors, {{"cgroup", pol.cgroup}, {"option", "tcp_keepidle"}},
+        static_cast<double>(c[TKA_SO_ERR_IDLE]));
+    add(so_errors, {{"cgroup", pol.cgroup}, {"option", "tcp_keepintvl"}},
+        static_cast<double>(c[TKA_SO_ERR_INTVL]));
+    add(so_errors, {{"cgroup", pol.cgroup}, {"option", "tcp_keepcnt"}},
+        static_cast<double>(c[TKA_SO_ERR_CNT]));
   }
 
   auto signals = family("tcpka_signal_info",
@@ -95,7 +124,7 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
                         "(no room to track a probed socket: its recovery and end go unseen), "
                         "decode_error (malformed record).",
                         MetricType::Counter);
-  const auto d = drops_();
+  const auto d = src_.drops();
   add(dropped, {{"reason", "ringbuf_full"}}, static_cast<double>(d[TKA_DROP_RINGBUF]));
   add(dropped, {{"reason", "socket_map_full"}}, static_cast<double>(d[TKA_DROP_SOCKMAP]));
   add(dropped, {{"reason", "decode_error"}},
@@ -121,9 +150,16 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
                           MetricType::Counter);
   add(untracked, {}, static_cast<double>(snap.untracked_sockets));
 
-  return {std::move(probes),   std::move(recovered), std::move(kills),    std::move(build),
-          std::move(attached), std::move(signals),   std::move(dropped),  std::move(overflow),
-          std::move(removed),  std::move(tracked),   std::move(untracked)};
+  std::vector<MetricFamily> out;
+  for (auto* f : {&probes, &recovered, &kills, &build, &attached, &signals, &dropped, &overflow,
+                  &removed, &tracked, &untracked}) {
+    out.push_back(std::move(*f));
+  }
+  // Policy families only when policies exist: no empty families.
+  if (!policies.empty()) {
+    for (auto* f : {&applied, &kept, &so_errors}) out.push_back(std::move(*f));
+  }
+  return out;
 }
 
 std::string render_metrics(const prometheus::Collectable& c) {

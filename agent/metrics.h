@@ -15,6 +15,7 @@
 #include "aggregator.h"
 #include "bpf_loader.h"
 #include "kernel_features.h"
+#include "sockops_policy.h"
 
 namespace tcpka {
 
@@ -30,20 +31,23 @@ struct AgentCounters {
   std::atomic<uint64_t> series_removed{0};
 };
 
+// Where the collector reads live state from at scrape time.
+struct MetricSources {
+  std::function<std::vector<ProgramState>()> programs;
+  std::function<std::array<uint64_t, TKA_DROP__COUNT>()> drops;
+  std::function<std::vector<PolicySet::Stats>()> policies;  // may be empty
+};
+
 class MetricsCollector : public prometheus::Collectable {
  public:
-  using ProgramsFn = std::function<std::vector<ProgramState>()>;
-  using DropsFn = std::function<std::array<uint64_t, TKA_DROP__COUNT>()>;
-
-  MetricsCollector(const Aggregator& agg, AgentInfo info, ProgramsFn programs, DropsFn drops,
+  MetricsCollector(const Aggregator& agg, AgentInfo info, MetricSources sources,
                    const AgentCounters& counters);
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
   const Aggregator& agg_;
   AgentInfo info_;
-  ProgramsFn programs_;
-  DropsFn drops_;
+  MetricSources src_;
   const AgentCounters& counters_;
 };
 

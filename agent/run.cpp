@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "http_server.h"
 #include "metrics.h"
+#include "sockops_policy.h"
 #include "startup.h"
 
 #ifndef TCPKA_VERSION
@@ -22,7 +23,22 @@
 
 namespace tcpka {
 
-int run_agent(const RunConfig& cfg) {
+namespace {
+
+Result<std::vector<ResolvedPolicy>> resolve_all(const std::vector<PolicySpec>& specs,
+                                                const std::string& root) {
+  std::vector<ResolvedPolicy> out;
+  for (const auto& s : specs) {
+    auto p = resolve_policy(s, root);
+    if (!p) return Error{p.error()};
+    out.push_back(std::move(p.value()));
+  }
+  return out;
+}
+
+}  // namespace
+
+int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& reload) {
   SignalWaiter signals;
   const ListenAddress listen = parse_listen(cfg.listen).value();
 
@@ -34,6 +50,20 @@ int run_agent(const RunConfig& cfg) {
   KeepaliveBpf& bpf = *attached->bpf;
   const auto root = find_cgroup2_mount();
   CgroupResolver cgroups(root.value_or(""));
+
+  // Policies after the observer, so the kills they cause are all seen.
+  PolicySet policies(cfg.keepalive_persist);
+  {
+    auto wanted = resolve_all(cfg.policies, root.value_or(""));
+    if (!wanted) {
+      std::fprintf(stderr, "tcpka: %s\n", wanted.error().c_str());
+      return 2;
+    }
+    if (auto r = policies.reconcile(*wanted); !r) {
+      std::fprintf(stderr, "tcpka: keepalive policy: %s\n", r.error().c_str());
+      return 1;
+    }
+  }
   Aggregator agg(cfg.max_series, cfg.max_sockets);
   AgentCounters counters;
 
@@ -50,9 +80,11 @@ int run_agent(const RunConfig& cfg) {
     return 1;
   }
 
-  MetricsCollector collector(
-      agg, AgentInfo{TCPKA_VERSION, TCPKA_REVISION, attached->plan},
-      [&bpf] { return bpf.programs(); }, [&bpf] { return bpf.drops(); }, counters);
+  MetricsCollector collector(agg, AgentInfo{TCPKA_VERSION, TCPKA_REVISION, attached->plan},
+                             MetricSources{[&bpf] { return bpf.programs(); },
+                                           [&bpf] { return bpf.drops(); },
+                                           [&policies] { return policies.stats(); }},
+                             counters);
 
   std::atomic<bool> stop{false};
   std::atomic<bool> polling{true};
@@ -97,7 +129,15 @@ int run_agent(const RunConfig& cfg) {
     const int sig = signals.wait(std::chrono::seconds(1));
     if (sig == SIGINT || sig == SIGTERM) break;
     if (sig == SIGHUP) {
-      std::fprintf(stderr, "tcpka: SIGHUP ignored: configuration reload is not supported yet\n");
+      // Keepalive policies are reloaded in place (map updates, no
+      // re-attach); other settings need a restart.
+      auto next = reload();
+      auto wanted = next ? resolve_all(next->policies, root.value_or(""))
+                         : Result<std::vector<ResolvedPolicy>>(Error{next.error()});
+      auto r = wanted ? policies.reconcile(*wanted) : Result<void>(Error{wanted.error()});
+      std::fprintf(stderr, "tcpka: SIGHUP: %s\n",
+                   r ? "keepalive policies reloaded" : ("reload failed, kept the old policies: " +
+                                                        r.error()).c_str());
     }
     if (std::chrono::steady_clock::now() >= next_gc) {
       const size_t removed =

@@ -78,4 +78,44 @@ struct tka_event {
 	tka_u8 pad[5];
 };
 
+/* Keepalive policy (sockops.bpf.c), one per cgroup; the agent updates it
+ * live, the program reads it on every established connection.
+ */
+#define TKA_POLICY_INBOUND 1
+#define TKA_POLICY_OUTBOUND 2
+
+struct tka_policy {
+	tka_u32 idle;      /* TCP_KEEPIDLE, seconds */
+	tka_u32 intvl;     /* TCP_KEEPINTVL, seconds */
+	tka_u32 cnt;       /* TCP_KEEPCNT */
+	tka_u8 directions; /* TKA_POLICY_* bits */
+	tka_u8 override;   /* 1: also when the application turned keepalive on itself */
+	tka_u8 pad[2];
+	tka_u64 cgroup_id; /* iter/tcp only: sockets of this cgroup or its descendants */
+	tka_u32 cgroup_level; /* depth of cgroup_id below the root (root = 0) */
+	tka_u32 pad2;
+};
+
+/* Counters of sockops.bpf.c, indexes of its tka_so_stats array. */
+enum tka_sockops_stat {
+	TKA_SO_APPLIED_IN = 0,  /* policy set on an inbound socket */
+	TKA_SO_APPLIED_OUT = 1, /* ...on an outbound socket */
+	TKA_SO_KEPT_IN = 2,     /* left alone: the application had keepalive on */
+	TKA_SO_KEPT_OUT = 3,
+	TKA_SO_ERR_KEEPALIVE = 4, /* bpf_{get,set}sockopt(SO_KEEPALIVE) failed */
+	TKA_SO_ERR_IDLE = 5,      /* bpf_setsockopt(TCP_KEEPIDLE) failed */
+	TKA_SO_ERR_INTVL = 6,
+	TKA_SO_ERR_CNT = 7,
+	TKA_SO__COUNT = 8,
+};
+
+/* What tka_iter_apply prints per socket it considered (one line each):
+ * "<sport> <dport> <TKA_APPLY_*>".
+ */
+enum tka_apply_result {
+	TKA_APPLY_SET = 0,   /* policy applied */
+	TKA_APPLY_KEPT = 1,  /* application's own keepalive kept */
+	TKA_APPLY_ERROR = 2, /* a bpf_setsockopt failed */
+};
+
 #endif /* TCPKA_BPF_ABI_H */

@@ -58,13 +58,13 @@ class MetricsTest : public ::testing::Test {
   std::string render() {
     MetricsCollector c(
         agg_, info_,
-        [] {
+        MetricSources{[] {
           return std::vector<ProgramState>{{"tka_timer_entry", "tp_btf/timer_expire_entry", true},
                                            {"tka_destroy", "tp_btf/tcp_destroy_sock", false}};
         },
         [] {
           return std::array<uint64_t, TKA_DROP__COUNT>{17, 5};
-        },
+        }, {}},
         counters_);
     return render_metrics(c);
   }
@@ -163,10 +163,10 @@ TEST_F(MetricsTest, UntrackedSocketsAndLargeCounts) {
     agg.add(make_event(EventKind::kProbe, Direction::kInbound, 22, 1), "/ssh");
   }
   MetricsCollector c(
-      agg, info_, [] { return std::vector<ProgramState>{}; },
+      agg, info_, MetricSources{[] { return std::vector<ProgramState>{}; },
       [] {
         return std::array<uint64_t, TKA_DROP__COUNT>{0, 0};
-      },
+      }, {}},
       counters_);
   const std::string out = render_metrics(c);
   EXPECT_THAT(out, HasSubstr("\ntcpka_tracked_sockets 1\n"));
@@ -187,14 +187,47 @@ TEST_F(MetricsTest, RemovedSeriesDisappear) {
   EXPECT_THAT(out, HasSubstr("# TYPE tcpka_keepalive_kills_total counter\n"));
 }
 
+TEST_F(MetricsTest, KeepalivePolicyFamiliesPerCgroup) {
+  PolicySet::Stats pol;
+  pol.cgroup = "/app";
+  pol.counts[TKA_SO_APPLIED_IN] = 3;
+  pol.counts[TKA_SO_APPLIED_OUT] = 4;
+  pol.counts[TKA_SO_KEPT_OUT] = 2;
+  pol.counts[TKA_SO_ERR_INTVL] = 1;
+  pol.state = ProgramState{"tka_sockops", "sockops:/app", true};
+  MetricsCollector c(agg_, info_,
+                     MetricSources{[] { return std::vector<ProgramState>{}; },
+                                   [] { return std::array<uint64_t, TKA_DROP__COUNT>{0, 0}; },
+                                   [pol] { return std::vector<PolicySet::Stats>{pol}; }},
+                     counters_);
+  const std::string out = render_metrics(c);
+  EXPECT_THAT(out, HasSubstr("# TYPE tcpka_sockops_keepalive_applied_total counter\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_sockops_keepalive_applied_total{cgroup=\"/app\",direction="
+                             "\"inbound\"} 3\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_sockops_keepalive_applied_total{cgroup=\"/app\",direction="
+                             "\"outbound\"} 4\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_sockops_keepalive_kept_total{cgroup=\"/app\",direction="
+                             "\"outbound\"} 2\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_sockops_errors_total{cgroup=\"/app\",option="
+                             "\"tcp_keepintvl\"} 1\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_sockops_errors_total{cgroup=\"/app\",option="
+                             "\"so_keepalive\"} 0\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_bpf_program_attached{attach=\"sockops:/app\",program="
+                             "\"tka_sockops\"} 1\n"));
+}
+
+TEST_F(MetricsTest, NoPolicyFamiliesWithoutPolicies) {
+  EXPECT_THAT(render(), Not(HasSubstr("tcpka_sockops_")));
+}
+
 TEST_F(MetricsTest, EscapesLabelValues) {
   Aggregator agg(10, 10);
   agg.add(make_event(EventKind::kProbe, Direction::kInbound, 1, 2), "/we\"ird\\path");
   MetricsCollector c(
-      agg, info_, [] { return std::vector<ProgramState>{}; },
+      agg, info_, MetricSources{[] { return std::vector<ProgramState>{}; },
       [] {
         return std::array<uint64_t, TKA_DROP__COUNT>{0, 0};
-      },
+      }, {}},
       counters_);
   EXPECT_THAT(render_metrics(c), HasSubstr("cgroup=\"/we\\\"ird\\\\path\""));
 }
