@@ -88,12 +88,14 @@ Result<CgroupDir> resolve_cgroup_dir(std::string_view path, const std::string& r
   // Try the path as given, then under the mount.
   std::string candidate;
   char buf[PATH_MAX];
-  for (const std::string& c : {given, rootp + (given.empty() || given[0] != '/' ? "/" : "") + given}) {
+  for (const std::string& c :
+       {given, rootp + (given.empty() || given[0] != '/' ? "/" : "") + given}) {
     if (!c.empty() && ::realpath(c.c_str(), buf)) {
       candidate = buf;
       const std::string& cand = candidate;
-      if (cand == rootp || (cand.size() > rootp.size() && cand.compare(0, rootp.size(), rootp) == 0 &&
-                            cand[rootp.size()] == '/')) {
+      if (cand == rootp ||
+          (cand.size() > rootp.size() && cand.compare(0, rootp.size(), rootp) == 0 &&
+           cand[rootp.size()] == '/')) {
         break;
       }
       candidate.clear();
@@ -102,8 +104,8 @@ Result<CgroupDir> resolve_cgroup_dir(std::string_view path, const std::string& r
   if (candidate.empty()) {
     return Error{"'" + given + "' is not a directory of the cgroup v2 hierarchy at " + rootp};
   }
-  struct statfs fs{};
-  struct stat st{};
+  struct statfs fs {};
+  struct stat st {};
   if (::statfs(candidate.c_str(), &fs) != 0 || fs.f_type != CGROUP2_SUPER_MAGIC ||
       ::stat(candidate.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return Error{"'" + given + "' is not a cgroup v2 directory"};

@@ -30,16 +30,20 @@ void add_size_flags(CLI::App* cmd, RunConfig* cfg) {
 struct Parsed {
   Command command = Command::kRun;
   std::string backend = "auto";
-  std::string config;  // run --config
-  PolicySpec single;   // run --keepalive-cgroup/-idle/-intvl/-cnt/-direction/-override
-  bool single_given = false;   // any of those flags
+  std::string config;              // run --config
+  PolicySpec single;               // run --keepalive-cgroup/-idle/-intvl/-cnt/-direction/-override
+  bool single_given = false;       // any of those flags
+  std::string single_missing;      // the required ones among them not given
   std::vector<std::string> specs;  // run --keepalive-policy
 };
 
 void add_policy_values(CLI::App* cmd, PolicySpec* p, const std::string& prefix) {
-  cmd->add_option("--" + prefix + "idle", p->idle, "TCP_KEEPIDLE: idle seconds before the first probe (1..32767)");
-  cmd->add_option("--" + prefix + "intvl", p->intvl, "TCP_KEEPINTVL: seconds between probes (1..32767)");
-  cmd->add_option("--" + prefix + "cnt", p->cnt, "TCP_KEEPCNT: unanswered probes before the kill (1..127)");
+  cmd->add_option("--" + prefix + "idle", p->idle,
+                  "TCP_KEEPIDLE: idle seconds before the first probe (1..32767)");
+  cmd->add_option("--" + prefix + "intvl", p->intvl,
+                  "TCP_KEEPINTVL: seconds between probes (1..32767)");
+  cmd->add_option("--" + prefix + "cnt", p->cnt,
+                  "TCP_KEEPCNT: unanswered probes before the kill (1..127)");
   cmd->add_option("--" + prefix + "direction", p->direction, "inbound, outbound or both")
       ->capture_default_str();
   cmd->add_flag("--" + prefix + "override", p->override,
@@ -125,6 +129,10 @@ Parsed parse_once(const std::vector<std::string>& args, Invocation* inv, std::st
                            "--keepalive-cnt", "--keepalive-direction", "--keepalive-override"}) {
     p.single_given = p.single_given || run->count(flag) > 0;
   }
+  for (const char* flag : {"--keepalive-idle", "--keepalive-intvl", "--keepalive-cnt"}) {
+    if (run->count(flag) == 0)
+      p.single_missing += std::string(p.single_missing.empty() ? "" : ", ") + flag;
+  }
   return p;
 }
 
@@ -179,6 +187,12 @@ Result<void> collect_policies(const Parsed& p, Invocation* inv) {
     if (p.single.cgroup.empty()) {
       return Error{"--keepalive-idle/-intvl/-cnt/-direction/-override need --keepalive-cgroup"};
     }
+    if (!p.single_missing.empty()) {
+      return Error{
+          "--keepalive-cgroup needs --keepalive-idle, --keepalive-intvl and "
+          "--keepalive-cnt; missing: " +
+          p.single_missing};
+    }
     if (auto v = validate_policy(p.single, "--keepalive-"); !v) return v;
     if (auto c = check_cgroup("--keepalive-cgroup", p.single.cgroup); !c) return c;
     out.push_back(p.single);
@@ -192,7 +206,8 @@ Result<void> collect_policies(const Parsed& p, Invocation* inv) {
   // One policy per cgroup: two would stack two programs on it.
   for (size_t i = 0; i < out.size(); ++i) {
     for (size_t j = i + 1; j < out.size(); ++j) {
-      if (resolve_cgroup_dir(out[i].cgroup, root)->id == resolve_cgroup_dir(out[j].cgroup, root)->id) {
+      if (resolve_cgroup_dir(out[i].cgroup, root)->id ==
+          resolve_cgroup_dir(out[j].cgroup, root)->id) {
         return Error{"two keepalive policies for cgroup '" + out[j].cgroup + "'"};
       }
     }

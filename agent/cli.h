@@ -13,8 +13,8 @@ enum class Command { kRun, kCheck, kWatch, kKeepaliveApply, kKeepaliveRemove };
 struct Invocation {
   Command command = Command::kRun;
   RunConfig run;      // run: every flag; check/watch: backend and sizes
-  bool json = false;   // watch --json
-  PolicySpec policy;   // keepalive apply (everything) / remove (cgroup)
+  bool json = false;  // watch --json
+  PolicySpec policy;  // keepalive apply (everything) / remove (cgroup)
 };
 
 // Returns -1 when the command should go on, or the exit status to leave with

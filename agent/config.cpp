@@ -85,7 +85,8 @@ Result<PolicySpec> parse_policy_spec(std::string_view spec) {
     std::string_view item = spec.substr(0, comma);
     spec = comma == std::string_view::npos ? std::string_view{} : spec.substr(comma + 1);
     const size_t eq = item.find('=');
-    if (eq == std::string_view::npos) return Error{where + ": '" + std::string(item) + "' is not key=value"};
+    if (eq == std::string_view::npos)
+      return Error{where + ": '" + std::string(item) + "' is not key=value"};
     std::string_view key = item.substr(0, eq), val = item.substr(eq + 1);
     Result<void> r;
     if (key == "cgroup") {

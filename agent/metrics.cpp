@@ -82,9 +82,9 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
                      "Connections a keepalive policy left alone because the application had "
                      "turned keepalive on itself (policy without override).",
                      MetricType::Counter);
-  auto so_errors = family("tcpka_sockops_errors_total",
-                          "bpf_setsockopt/bpf_getsockopt failures of a keepalive policy.",
-                          MetricType::Counter);
+  auto so_errors =
+      family("tcpka_sockops_errors_total",
+             "bpf_setsockopt/bpf_getsockopt failures of a keepalive policy.", MetricType::Counter);
   const auto policies = src_.policies ? src_.policies() : std::vector<PolicySet::Stats>{};
   for (const auto& pol : policies) {
     add(attached, {{"attach", pol.state.attach}, {"program", pol.state.program}},

@@ -80,11 +80,11 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     return 1;
   }
 
-  MetricsCollector collector(agg, AgentInfo{TCPKA_VERSION, TCPKA_REVISION, attached->plan},
-                             MetricSources{[&bpf] { return bpf.programs(); },
-                                           [&bpf] { return bpf.drops(); },
-                                           [&policies] { return policies.stats(); }},
-                             counters);
+  MetricsCollector collector(
+      agg, AgentInfo{TCPKA_VERSION, TCPKA_REVISION, attached->plan},
+      MetricSources{[&bpf] { return bpf.programs(); }, [&bpf] { return bpf.drops(); },
+                    [&policies] { return policies.stats(); }},
+      counters);
 
   std::atomic<bool> stop{false};
   std::atomic<bool> polling{true};
@@ -136,8 +136,8 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
                          : Result<std::vector<ResolvedPolicy>>(Error{next.error()});
       auto r = wanted ? policies.reconcile(*wanted) : Result<void>(Error{wanted.error()});
       std::fprintf(stderr, "tcpka: SIGHUP: %s\n",
-                   r ? "keepalive policies reloaded" : ("reload failed, kept the old policies: " +
-                                                        r.error()).c_str());
+                   r ? "keepalive policies reloaded"
+                     : ("reload failed, kept the old policies: " + r.error()).c_str());
     }
     if (std::chrono::steady_clock::now() >= next_gc) {
       const size_t removed =

@@ -25,7 +25,9 @@ namespace tcpka {
 
 namespace {
 
-std::string errstr(int err) { return strerror(err < 0 ? -err : err); }
+std::string errstr(int err) {
+  return strerror(err < 0 ? -err : err);
+}
 
 // An fd closed on scope exit.
 struct Fd {
@@ -39,7 +41,7 @@ struct Fd {
 };
 
 bool bpffs_mounted(const char* dir) {
-  struct statfs fs{};
+  struct statfs fs {};
   return ::statfs(dir, &fs) == 0 && fs.f_type == BPF_FS_MAGIC;
 }
 
@@ -149,8 +151,9 @@ Result<std::unique_ptr<SockopsPolicy>> SockopsPolicy::attach(const ResolvedPolic
   // stays belongs to another running agent, and two would stack.
   for (int i = 0; our_programs_on(cg.fd) > 0; ++i) {
     if (i == 20) {
-      return Error{where + " already has a tcpka keepalive policy attached by another running "
-                           "agent"};
+      return Error{where +
+                   " already has a tcpka keepalive policy attached by another running "
+                   "agent"};
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
@@ -256,7 +259,7 @@ std::map<uint64_t, int> netns_of_cgroup(const std::string& dir) {
   std::map<uint64_t, int> out;
   auto add = [&](const std::string& ns_path) {
     const int fd = ::open(ns_path.c_str(), O_RDONLY | O_CLOEXEC);
-    struct stat st{};
+    struct stat st {};
     if (fd < 0) return;
     if (::fstat(fd, &st) != 0 || !out.emplace(st.st_ino, fd).second) ::close(fd);
   };

@@ -118,7 +118,7 @@ TestNetns::~TestNetns() {
   sh("ip netns del " + name_ + " 2>/dev/null");
 }
 
-TestCgroup::TestCgroup() {
+TestCgroup::TestCgroup(bool join, const TestCgroup* parent) {
   auto root = tcpka::find_cgroup2_mount();
   if (!root) throw std::runtime_error("no cgroup2 mount");
   root_ = *root;
@@ -126,16 +126,25 @@ TestCgroup::TestCgroup() {
   for (std::string line; std::getline(cg, line);) {
     if (line.rfind("0::", 0) == 0) orig_rel_ = line.substr(3);
   }
-  rel_ = "/tcpka-test-" + std::to_string(getpid()) + "-" + std::to_string(g_counter++);
+  rel_ = (parent ? parent->path() : "") + "/tcpka-test-" + std::to_string(getpid()) + "-" +
+         std::to_string(g_counter++);
   if (mkdir((root_ + rel_).c_str(), 0755) != 0) die("mkdir " + root_ + rel_);
+  if (join) enter();
+}
+
+void TestCgroup::enter() {
   write_file(root_ + rel_ + "/cgroup.procs", std::to_string(getpid()));
+}
+
+void TestCgroup::leave() {
+  write_file(root_ + (orig_rel_ == "/" ? "" : orig_rel_) + "/cgroup.procs",
+             std::to_string(getpid()));
 }
 
 void TestCgroup::remove() {
   if (removed_) return;
   removed_ = true;
-  write_file(root_ + (orig_rel_ == "/" ? "" : orig_rel_) + "/cgroup.procs",
-             std::to_string(getpid()));
+  leave();
   for (int i = 0; i < 50 && rmdir((root_ + rel_).c_str()) != 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
@@ -222,6 +231,13 @@ int Agent::stop() {
   const int rc = stop_process(pid_);
   pid_ = -1;
   return rc;
+}
+
+void Agent::kill9() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
 }
 
 std::string Agent::log() const {
@@ -365,9 +381,10 @@ Conn::Conn(Conn&& o) noexcept : client(o.client), server(o.server), client_port(
   o.client = o.server = -1;
 }
 
-Conn connect_pair(const Listener& l) {
+Conn connect_pair(const Listener& l, const std::function<void(int)>& before_connect) {
   Conn c;
   c.client = socket(l.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (before_connect) before_connect(c.client);
   sockaddr_storage ss{};
   socklen_t len = sizeof(ss);
   getsockname(l.fd, reinterpret_cast<sockaddr*>(&ss), &len);
@@ -389,6 +406,16 @@ void set_keepalive(int fd, int idle, int intvl, int cnt) {
       setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) != 0) {
     die("setsockopt keepalive");
   }
+}
+
+KeepaliveOpts get_keepalive(int fd) {
+  KeepaliveOpts k;
+  socklen_t len = sizeof(int);
+  getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &k.on, &len);
+  getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &k.idle, &len);
+  getsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &k.intvl, &len);
+  getsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &k.cnt, &len);
+  return k;
 }
 
 void set_keepalive_off(int fd) {
@@ -475,6 +502,32 @@ std::optional<std::string> json_field(const std::string& line, const std::string
   }
   while (i < line.size() && line[i] != ',' && line[i] != '}') val += line[i++];
   return val;
+}
+
+std::vector<uint32_t> sockops_program_ids(const std::string& cgroup_abs) {
+  std::vector<uint32_t> out;
+  const int cg = open(cgroup_abs.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (cg < 0) return out;
+  __u32 ids[64];
+  __u32 count = 64, flags = 0;
+  if (bpf_prog_query(cg, BPF_CGROUP_SOCK_OPS, 0, &flags, ids, &count) == 0) {
+    for (__u32 i = 0; i < count; ++i) {
+      const int fd = bpf_prog_get_fd_by_id(ids[i]);
+      if (fd < 0) continue;
+      bpf_prog_info info{};
+      __u32 len = sizeof(info);
+      if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && std::string(info.name) == "tka_sockops") {
+        out.push_back(ids[i]);
+      }
+      close(fd);
+    }
+  }
+  close(cg);
+  return out;
+}
+
+int sockops_programs(const std::string& cgroup_abs) {
+  return static_cast<int>(sockops_program_ids(cgroup_abs).size());
 }
 
 int count_our_programs() {

@@ -39,16 +39,21 @@ class TestNetns {
   uint32_t inode_ = 0;
 };
 
-// A child cgroup of the cgroup2 root that this process joins; on destruction
-// the process goes back where it was and the cgroup is removed.
+// A child cgroup of the cgroup2 root (or of another TestCgroup), joined by
+// this process unless join is false; on destruction the process goes back
+// where it was and the cgroup is removed.
 class TestCgroup {
  public:
-  TestCgroup();
+  explicit TestCgroup(bool join = true, const TestCgroup* parent = nullptr);
   ~TestCgroup();
   TestCgroup(const TestCgroup&) = delete;
   TestCgroup& operator=(const TestCgroup&) = delete;
   // Relative to the cgroup2 mount, with a leading slash ("/tcpka-test-...").
   const std::string& path() const { return rel_; }
+  std::string abs() const { return root_ + rel_; }
+  void enter();
+  // Back to the cgroup the process was in before.
+  void leave();
   // Leaves and removes the cgroup early.
   void remove();
 
@@ -56,6 +61,11 @@ class TestCgroup {
   std::string root_, rel_, orig_rel_;
   bool removed_ = false;
 };
+
+// Number of tka_sockops programs attached directly to a cgroup directory.
+int sockops_programs(const std::string& cgroup_abs);
+// Program ids of those, for checking that one was replaced in place.
+std::vector<uint32_t> sockops_program_ids(const std::string& cgroup_abs);
 
 // An nftables table "tka" in the current netns; dropped on destruction.
 class Nft {
@@ -82,6 +92,8 @@ class Agent {
   std::string metrics() const { return get("/metrics"); }
   // SIGTERM and wait; returns the exit status (or -signal).
   int stop();
+  // SIGKILL and wait: a crash.
+  void kill9();
   std::string log() const;
   pid_t pid() const { return pid_; }
 
@@ -119,10 +131,16 @@ struct Conn {
   Conn(Conn&& o) noexcept;
   Conn& operator=(Conn&&) = delete;
 };
-Conn connect_pair(const Listener& l);
+// before_connect runs on the client socket before connect() (options the
+// application sets first).
+Conn connect_pair(const Listener& l, const std::function<void(int)>& before_connect = {});
 
 void set_keepalive(int fd, int idle, int intvl, int cnt);
 void set_keepalive_off(int fd);
+struct KeepaliveOpts {
+  int on = 0, idle = 0, intvl = 0, cnt = 0;
+};
+KeepaliveOpts get_keepalive(int fd);
 // Waits until fd reports an error, returns the errno recv() gives
 // (0 when the timeout passes first).
 int wait_error(int fd, std::chrono::milliseconds timeout);
