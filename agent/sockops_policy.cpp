@@ -291,6 +291,7 @@ Result<ApplyResult> apply_to_existing(const ResolvedPolicy& p) {
   std::string failure;
   auto namespaces = netns_of_cgroup(p.dir.abs);
   for (const auto& [inode, ns_fd] : namespaces) {
+    if (!failure.empty()) break;
     // iter/tcp walks the network namespace of whoever creates the iterator:
     // enter each one in a thread of its own and leave ours untouched.
     std::thread worker([&, fd = ns_fd] {
@@ -318,9 +319,9 @@ Result<ApplyResult> apply_to_existing(const ResolvedPolicy& p) {
       ++result.netns;
     });
     worker.join();
-    ::close(ns_fd);
-    if (!failure.empty()) return Error{failure};
   }
+  for (const auto& [inode, ns_fd] : namespaces) ::close(ns_fd);
+  if (!failure.empty()) return Error{failure};
   return result;
 }
 
