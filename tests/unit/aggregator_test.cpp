@@ -154,7 +154,7 @@ TEST(AggregatorTest, GoneOfUnknownSocketAddsNothing) {
   EXPECT_EQ(snap.sockets, 0u);
 }
 
-TEST(AggregatorTest, KillRemovesSocket) {
+TEST(AggregatorTest, KillKeepsSocketUntilGone) {
   for (Outcome o : {Outcome::kTimeout, Outcome::kReset}) {
     Aggregator agg(100, 100);
     Event e = probe(Direction::kInbound, 22, 60000);
@@ -163,18 +163,25 @@ TEST(AggregatorTest, KillRemovesSocket) {
     e.kind = EventKind::kKill;
     e.outcome = o;
     agg.add(e, "/ssh");
+    // The application may still hold the dead socket: the audit shows its kill.
+    ASSERT_TRUE(agg.socket(e.sock).has_value());
+    EXPECT_EQ(agg.socket(e.sock)->kills, 1u);
+    EXPECT_EQ(agg.socket(e.sock)->probes, 1u);
+    e.kind = EventKind::kGone;
+    agg.add(e, "/ssh");
     EXPECT_FALSE(agg.socket(e.sock).has_value());
     EXPECT_EQ(agg.snapshot().sockets, 0u);
   }
 }
 
-TEST(AggregatorTest, KillOfUntrackedSocketDoesNotTrackIt) {
+TEST(AggregatorTest, KillOfUnseenSocketTracksItWithItsKill) {
   Aggregator agg(100, 100);
   Event e = make_event(EventKind::kKill, Direction::kInbound, 22, 60000, Outcome::kTimeout);
   agg.add(e, "/ssh");
-  EXPECT_FALSE(agg.socket(e.sock).has_value());
+  ASSERT_TRUE(agg.socket(e.sock).has_value());
+  EXPECT_EQ(agg.socket(e.sock)->kills, 1u);
   const auto snap = agg.snapshot();
-  EXPECT_EQ(snap.sockets, 0u);
+  EXPECT_EQ(snap.sockets, 1u);
   EXPECT_EQ(snap.untracked_sockets, 0u);
   EXPECT_EQ(snap.series.at(key(Direction::kInbound, "22", "/ssh")).kills_timeout, 1u);
 }

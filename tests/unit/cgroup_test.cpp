@@ -1,20 +1,31 @@
 #include "cgroup.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <limits.h>
+#include <linux/magic.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "fixtures.h"
 
 namespace tcpka {
 namespace {
 
 namespace fs = std::filesystem;
+
+using ::testing::HasSubstr;
+using testing_fixtures::TempCgroups;
 
 TEST(Cgroup2MountTest, HybridHierarchy) {
   const std::string mountinfo =
@@ -277,6 +288,220 @@ TEST(CgroupResolverNoRootTest, EmptyRootResolvesNothing) {
   EXPECT_EQ(r.path(1), "");
   EXPECT_EQ(r.path(inode_of("/")), "");
   EXPECT_FALSE(r.exists("/"));
+}
+
+// resolve_cgroup_dir() against the host's real cgroup2 mount, with cgroups
+// of our own. Without a cgroup2 mount these tests fail: they do not skip.
+class ResolveCgroupDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto m = find_cgroup2_mount();
+    ASSERT_TRUE(m.has_value()) << "no cgroup2 mount in /proc/self/mountinfo";
+    char buf[PATH_MAX];
+    ASSERT_NE(::realpath(m->c_str(), buf), nullptr) << *m;
+    root_ = buf;
+    struct statfs sfs {};
+    ASSERT_EQ(::statfs(root_.c_str(), &sfs), 0) << root_;
+    ASSERT_EQ(sfs.f_type, CGROUP2_SUPER_MAGIC) << root_ << " is not cgroup2";
+    cgroups_ = std::make_unique<TempCgroups>(root_);
+  }
+  void TearDown() override { cgroups_.reset(); }
+
+  // A new cgroup of ours under parent_rel; its path relative to the mount.
+  std::string make(const std::string& tag, const std::string& parent_rel = "") {
+    auto r = cgroups_->make(tag, parent_rel);
+    EXPECT_TRUE(r.ok()) << r.error();
+    return r.ok() ? *r : std::string();
+  }
+
+  std::string root_;
+  std::unique_ptr<TempCgroups> cgroups_;
+};
+
+TEST_F(ResolveCgroupDirTest, TheRootItself) {
+  auto d = resolve_cgroup_dir(root_, root_);
+  ASSERT_TRUE(d.ok()) << d.error();
+  EXPECT_EQ(d->abs, root_);
+  EXPECT_EQ(d->rel, "/");
+  EXPECT_EQ(d->level, 0u);
+  EXPECT_EQ(d->id, inode_of(root_));
+  EXPECT_NE(d->id, 0u);
+}
+
+TEST_F(ResolveCgroupDirTest, SlashIsTheRoot) {
+  // "/" relative to the mount; the host's "/" is not on cgroup2.
+  auto d = resolve_cgroup_dir("/", root_);
+  ASSERT_TRUE(d.ok()) << d.error();
+  EXPECT_EQ(d->abs, root_);
+  EXPECT_EQ(d->rel, "/");
+  EXPECT_EQ(d->level, 0u);
+  EXPECT_EQ(d->id, inode_of(root_));
+}
+
+TEST_F(ResolveCgroupDirTest, RootGivenWithTrailingSlash) {
+  auto d = resolve_cgroup_dir(root_ + "/", root_);
+  ASSERT_TRUE(d.ok()) << d.error();
+  EXPECT_EQ(d->rel, "/");
+  EXPECT_EQ(d->id, inode_of(root_));
+}
+
+TEST_F(ResolveCgroupDirTest, AbsoluteChild) {
+  const std::string rel = make("abs");
+  ASSERT_FALSE(rel.empty());
+  auto d = resolve_cgroup_dir(root_ + rel, root_);
+  ASSERT_TRUE(d.ok()) << d.error();
+  EXPECT_EQ(d->abs, root_ + rel);
+  EXPECT_EQ(d->rel, rel);
+  EXPECT_EQ(d->level, 1u);
+  EXPECT_EQ(d->id, inode_of(root_ + rel));
+  EXPECT_NE(d->id, inode_of(root_));
+}
+
+TEST_F(ResolveCgroupDirTest, ChildRelativeToTheMount) {
+  const std::string rel = make("rel");
+  ASSERT_FALSE(rel.empty());
+  ASSERT_EQ(rel, "/" + TempCgroups::name("rel"));
+  auto from_abs = resolve_cgroup_dir(root_ + rel, root_);
+  ASSERT_TRUE(from_abs.ok()) << from_abs.error();
+  // "/tcpka-unit-..." names no directory of the host's root: it is under the mount.
+  auto d = resolve_cgroup_dir(rel, root_);
+  ASSERT_TRUE(d.ok()) << d.error();
+  EXPECT_EQ(d->abs, root_ + rel);
+  EXPECT_EQ(d->rel, rel);
+  EXPECT_EQ(d->level, 1u);
+  EXPECT_EQ(d->id, from_abs->id);
+  // Without the leading slash, and with a trailing one, too.
+  for (const std::string& spelling : {rel.substr(1), rel + "/", rel + "/."}) {
+    auto e = resolve_cgroup_dir(spelling, root_);
+    ASSERT_TRUE(e.ok()) << spelling << ": " << e.error();
+    EXPECT_EQ(e->rel, rel) << spelling;
+    EXPECT_EQ(e->id, from_abs->id) << spelling;
+  }
+}
+
+TEST_F(ResolveCgroupDirTest, NestedChild) {
+  const std::string outer = make("outer");
+  ASSERT_FALSE(outer.empty());
+  const std::string inner = make("inner", outer);
+  ASSERT_FALSE(inner.empty());
+  ASSERT_EQ(inner, outer + "/" + TempCgroups::name("inner"));
+
+  auto d = resolve_cgroup_dir(root_ + inner, root_);
+  ASSERT_TRUE(d.ok()) << d.error();
+  EXPECT_EQ(d->abs, root_ + inner);
+  EXPECT_EQ(d->rel, inner);
+  EXPECT_EQ(d->level, 2u);
+  EXPECT_EQ(d->id, inode_of(root_ + inner));
+
+  auto r = resolve_cgroup_dir(inner, root_);
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_EQ(r->rel, inner);
+  EXPECT_EQ(r->level, 2u);
+  EXPECT_EQ(r->id, d->id);
+
+  auto o = resolve_cgroup_dir(outer, root_);
+  ASSERT_TRUE(o.ok()) << o.error();
+  EXPECT_EQ(o->level, 1u);
+  EXPECT_NE(o->id, d->id);
+}
+
+TEST_F(ResolveCgroupDirTest, DotDotThatStaysInsideIsNormalised) {
+  const std::string a = make("dda");
+  const std::string b = make("ddb");
+  ASSERT_FALSE(a.empty());
+  ASSERT_FALSE(b.empty());
+  auto d = resolve_cgroup_dir(a + "/.." + b, root_);
+  ASSERT_TRUE(d.ok()) << d.error();
+  EXPECT_EQ(d->rel, b);
+  EXPECT_EQ(d->level, 1u);
+  EXPECT_EQ(d->id, inode_of(root_ + b));
+}
+
+TEST_F(ResolveCgroupDirTest, MissingPathIsAnErrorNamingIt) {
+  const std::string missing = "/" + TempCgroups::name("never-created");
+  for (const std::string& path : {missing, root_ + missing, missing.substr(1)}) {
+    auto d = resolve_cgroup_dir(path, root_);
+    ASSERT_FALSE(d.ok()) << path << " resolved to " << d->abs;
+    EXPECT_THAT(d.error(), HasSubstr("'" + path + "'"));
+  }
+}
+
+TEST_F(ResolveCgroupDirTest, EmptyPathIsAnError) {
+  // An empty path names no cgroup (an unset shell variable, say); it must not
+  // quietly mean the root, which holds every process of the host.
+  auto d = resolve_cgroup_dir("", root_);
+  EXPECT_FALSE(d.ok()) << "'' resolved to " << d->abs << " (rel " << d->rel << ")";
+}
+
+TEST_F(ResolveCgroupDirTest, EmptyRootIsAnError) {
+  auto d = resolve_cgroup_dir("/x", "");
+  ASSERT_FALSE(d.ok()) << "resolved to " << d->abs;
+  EXPECT_THAT(d.error(), HasSubstr("'/x'"));
+}
+
+TEST_F(ResolveCgroupDirTest, DirectoryOutsideCgroup2IsAnError) {
+  char tmpl[] = "/tmp/tcpka_cgroup_test.XXXXXX";
+  const char* t = mkdtemp(tmpl);
+  ASSERT_NE(t, nullptr);
+  const std::string dir = t;
+  auto d = resolve_cgroup_dir(dir, root_);
+  auto as_root = resolve_cgroup_dir(dir, dir);  // a root that is not cgroup2
+  auto below = resolve_cgroup_dir("/", dir);
+  ::rmdir(dir.c_str());
+  ASSERT_FALSE(d.ok()) << dir << " resolved to " << d->abs;
+  EXPECT_THAT(d.error(), HasSubstr("'" + dir + "'"));
+  ASSERT_FALSE(as_root.ok()) << dir << " accepted as a cgroup2 root";
+  EXPECT_THAT(as_root.error(), HasSubstr("'" + dir + "'"));
+  EXPECT_FALSE(below.ok()) << "'/' under " << dir << " resolved to " << below->abs;
+}
+
+TEST_F(ResolveCgroupDirTest, RegularFileIsAnError) {
+  const std::string rel = make("file");
+  ASSERT_FALSE(rel.empty());
+  // A file of the cgroup2 file system itself.
+  for (const std::string& path :
+       {root_ + rel + "/cgroup.procs", rel + "/cgroup.procs", root_ + "/cgroup.procs"}) {
+    auto d = resolve_cgroup_dir(path, root_);
+    ASSERT_FALSE(d.ok()) << path << " resolved to " << d->abs;
+    EXPECT_THAT(d.error(), HasSubstr("'" + path + "'"));
+  }
+  // And an ordinary file elsewhere.
+  char tmpl[] = "/tmp/tcpka_cgroup_test.XXXXXX";
+  const int fd = mkstemp(tmpl);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  auto f = resolve_cgroup_dir(tmpl, root_);
+  ::unlink(tmpl);
+  ASSERT_FALSE(f.ok()) << tmpl << " resolved to " << f->abs;
+  EXPECT_THAT(f.error(), HasSubstr(std::string("'") + tmpl + "'"));
+}
+
+TEST_F(ResolveCgroupDirTest, DotDotEscapingTheMountIsAnError) {
+  const std::string rel = make("escape");
+  ASSERT_FALSE(rel.empty());
+  for (const std::string& path :
+       {root_ + "/..", root_ + rel + "/../..", std::string("/.."), rel + "/../..",
+        std::string(".."), root_ + "/../" + fs::path(root_).filename().string() + "/../.."}) {
+    auto d = resolve_cgroup_dir(path, root_);
+    ASSERT_FALSE(d.ok()) << path << " resolved to " << d->abs;
+    EXPECT_THAT(d.error(), HasSubstr("'" + path + "'"));
+  }
+}
+
+TEST_F(ResolveCgroupDirTest, GuardRemovesItsCgroups) {
+  std::string outer_abs, inner_abs;
+  {
+    TempCgroups scoped(root_);
+    auto outer = scoped.make("guard");
+    ASSERT_TRUE(outer.ok()) << outer.error();
+    auto inner = scoped.make("guard-inner", *outer);
+    ASSERT_TRUE(inner.ok()) << inner.error();
+    outer_abs = root_ + *outer;
+    inner_abs = root_ + *inner;
+    EXPECT_TRUE(fs::is_directory(inner_abs));
+  }
+  EXPECT_FALSE(fs::exists(inner_abs));
+  EXPECT_FALSE(fs::exists(outer_abs));
 }
 
 }  // namespace

@@ -2,11 +2,19 @@
 #pragma once
 
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "event.h"
 #include "kernel_features.h"
+#include "result.h"
 
 namespace tcpka::testing_fixtures {
 
@@ -45,5 +53,41 @@ inline Features all_features() {
   f.cgroup2 = "/sys/fs/cgroup";
   return f;
 }
+
+// Cgroups a test creates under the real cgroup2 mount, every one named
+// "tcpka-unit-<pid>-<tag>", removed (deepest first) when this goes out of
+// scope, also when the test fails. It never touches a directory it did not make.
+class TempCgroups {
+ public:
+  explicit TempCgroups(std::string root) : root_(std::move(root)) {}
+  TempCgroups(const TempCgroups&) = delete;
+  TempCgroups& operator=(const TempCgroups&) = delete;
+  ~TempCgroups() {
+    for (auto it = made_.rbegin(); it != made_.rend(); ++it) ::rmdir(it->c_str());
+  }
+
+  static std::string name(const std::string& tag) {
+    return "tcpka-unit-" + std::to_string(::getpid()) + "-" + tag;
+  }
+
+  // Creates the cgroup `tag` under `parent_rel` ("" for the root, else a
+  // path relative to the mount that this object made) and returns its path
+  // relative to the mount: "/tcpka-unit-<pid>-<tag>".
+  Result<std::string> make(const std::string& tag, const std::string& parent_rel = "") {
+    const std::string rel = parent_rel + "/" + name(tag);
+    const std::string path = root_ + rel;
+    if (::mkdir(path.c_str(), 0755) != 0) {
+      return Error{"mkdir " + path + ": " + std::strerror(errno)};
+    }
+    made_.push_back(path);
+    return rel;
+  }
+
+  const std::string& root() const { return root_; }
+
+ private:
+  std::string root_;
+  std::vector<std::string> made_;  // absolute paths, in creation order
+};
 
 }  // namespace tcpka::testing_fixtures

@@ -64,7 +64,7 @@ class MetricsTest : public ::testing::Test {
         },
         [] {
           return std::array<uint64_t, TKA_DROP__COUNT>{17, 5};
-        }, {}},
+        }, {}, {}, {}},
         counters_);
     return render_metrics(c);
   }
@@ -135,8 +135,8 @@ TEST_F(MetricsTest, AgentSamples) {
   EXPECT_THAT(out, HasSubstr("tcpka_events_dropped_total{reason=\"decode_error\"} 4\n"));
   EXPECT_THAT(out, HasSubstr("\ntcpka_series_overflow_total 1\n"));
   EXPECT_THAT(out, HasSubstr("\ntcpka_series_removed_total 6\n"));
-  // Sockets: 40000 was killed, 40001/40002 never tracked (kill only); 50000 and 50001 probed.
-  EXPECT_THAT(out, HasSubstr("\ntcpka_tracked_sockets 2\n"));
+  // Sockets: every one with an event stays tracked until its gone event.
+  EXPECT_THAT(out, HasSubstr("\ntcpka_tracked_sockets 5\n"));
   EXPECT_THAT(out, HasSubstr("\ntcpka_untracked_sockets_total 0\n"));
 }
 
@@ -166,7 +166,7 @@ TEST_F(MetricsTest, UntrackedSocketsAndLargeCounts) {
       agg, info_, MetricSources{[] { return std::vector<ProgramState>{}; },
       [] {
         return std::array<uint64_t, TKA_DROP__COUNT>{0, 0};
-      }, {}},
+      }, {}, {}, {}},
       counters_);
   const std::string out = render_metrics(c);
   EXPECT_THAT(out, HasSubstr("\ntcpka_tracked_sockets 1\n"));
@@ -198,7 +198,7 @@ TEST_F(MetricsTest, KeepalivePolicyFamiliesPerCgroup) {
   MetricsCollector c(agg_, info_,
                      MetricSources{[] { return std::vector<ProgramState>{}; },
                                    [] { return std::array<uint64_t, TKA_DROP__COUNT>{0, 0}; },
-                                   [pol] { return std::vector<PolicySet::Stats>{pol}; }},
+                                   [pol] { return std::vector<PolicySet::Stats>{pol}; }, {}, {}},
                      counters_);
   const std::string out = render_metrics(c);
   EXPECT_THAT(out, HasSubstr("# TYPE tcpka_sockops_keepalive_applied_total counter\n"));
@@ -227,7 +227,7 @@ TEST_F(MetricsTest, EscapesLabelValues) {
       agg, info_, MetricSources{[] { return std::vector<ProgramState>{}; },
       [] {
         return std::array<uint64_t, TKA_DROP__COUNT>{0, 0};
-      }, {}},
+      }, {}, {}, {}},
       counters_);
   EXPECT_THAT(render_metrics(c), HasSubstr("cgroup=\"/we\\\"ird\\\\path\""));
 }
