@@ -79,26 +79,29 @@ std::optional<std::string> find_cgroup2_mount() {
 
 Result<CgroupDir> resolve_cgroup_dir(std::string_view path, const std::string& root) {
   const std::string given(path);
+  // Never let "" mean the mount itself, i.e. the root cgroup.
+  if (given.empty()) return Error{"the cgroup path is empty"};
   if (root.empty()) return Error{"'" + given + "': this host has no cgroup v2 mount"};
   char real_root[PATH_MAX];
   if (!::realpath(root.c_str(), real_root)) {
     return Error{"cgroup2 mount " + root + ": " + strerror(errno)};
   }
   const std::string rootp = real_root;
-  // Try the path as given, then under the mount.
+  // An absolute path is tried as given, then under the mount; a relative
+  // one only under the mount (never against the working directory).
+  std::vector<std::string> tries;
+  if (given[0] == '/') tries.push_back(given);
+  tries.push_back(rootp + (given[0] == '/' ? "" : "/") + given);
   std::string candidate;
   char buf[PATH_MAX];
-  for (const std::string& c :
-       {given, rootp + (given.empty() || given[0] != '/' ? "/" : "") + given}) {
-    if (!c.empty() && ::realpath(c.c_str(), buf)) {
-      candidate = buf;
-      const std::string& cand = candidate;
-      if (cand == rootp ||
-          (cand.size() > rootp.size() && cand.compare(0, rootp.size(), rootp) == 0 &&
-           cand[rootp.size()] == '/')) {
-        break;
-      }
-      candidate.clear();
+  for (const std::string& c : tries) {
+    if (!::realpath(c.c_str(), buf)) continue;
+    const std::string cand = buf;
+    if (cand == rootp ||
+        (cand.size() > rootp.size() && cand.compare(0, rootp.size(), rootp) == 0 &&
+         cand[rootp.size()] == '/')) {
+      candidate = cand;
+      break;
     }
   }
   if (candidate.empty()) {
