@@ -25,7 +25,7 @@ void Aggregator::add(const Event& e, const std::string& cgroup) {
   }
   SeriesCounts& counts = series_[key_for(e, cgroup)];
   auto it = sockets_.find(e.sock);
-  if (it == sockets_.end() && e.kind != EventKind::kKill) {
+  if (it == sockets_.end()) {
     if (sockets_.size() < max_sockets_) {
       it = sockets_.emplace(e.sock, SocketStats{}).first;
     } else {
@@ -54,9 +54,9 @@ void Aggregator::add(const Event& e, const std::string& cgroup) {
       } else {
         ++counts.kills_timeout;
       }
-      // The connection is over; its gone event may never come if the
-      // kernel map of probed sockets was full.
-      if (sock) sockets_.erase(it);
+      // Kept until its gone event: the application may hold the dead
+      // socket open for a while, and the audit shows it with its kill.
+      if (sock) ++sock->kills;
       break;
     case EventKind::kGone:
       break;

@@ -35,6 +35,7 @@ struct SocketStats {
   std::string cgroup;
   uint64_t probes = 0;
   uint64_t recovered = 0;
+  uint64_t kills = 0;
   uint64_t last_ts_ns = 0;
 };
 

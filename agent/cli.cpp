@@ -35,6 +35,9 @@ struct Parsed {
   bool single_given = false;       // any of those flags
   std::string single_missing;      // the required ones among them not given
   std::vector<std::string> specs;  // run --keepalive-policy
+  std::string audit_state;
+  double audit_min_age = 0;
+  double audit_idle_over = 0;
 };
 
 void add_policy_values(CLI::App* cmd, PolicySpec* p, const std::string& prefix) {
@@ -82,6 +85,13 @@ Parsed parse_once(const std::vector<std::string>& args, Invocation* inv, std::st
                   "Another policy: cgroup=PATH,idle=S,intvl=S,cnt=N[,direction=D][,override=true]"
                   " (repeatable; in a config file, a list)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  run->add_option("--audit-interval", inv->run.audit_interval,
+                  "Seconds between socket audits refreshing tcpka_sockets and friends (1..3600)")
+      ->capture_default_str();
+  run->add_option("--idle-threshold", inv->run.idle_threshold,
+                  "ESTABLISHED sockets without keepalive idle this many seconds count in "
+                  "tcpka_idle_sockets_without_keepalive")
+      ->capture_default_str();
   run->add_flag("--keepalive-persist", inv->run.keepalive_persist,
                 "Pin the policies under /sys/fs/bpf/tcpka so they outlive the agent; the next "
                 "start replaces them atomically, `tcpka keepalive remove` removes them");
@@ -96,6 +106,16 @@ Parsed parse_once(const std::vector<std::string>& args, Invocation* inv, std::st
   CLI::App* remove = keepalive->add_subcommand(
       "remove", "Remove the persistent (--keepalive-persist) policy of a cgroup");
   remove->add_option("--cgroup", inv->policy.cgroup, "cgroup v2 directory")->required();
+
+  CLI::App* audit = app.add_subcommand(
+      "audit", "List every TCP socket held by a process: owner, state age, keepalive");
+  audit->add_flag("--json", inv->json, "One JSON array of objects");
+  audit->add_option("--state", p.audit_state, "Only this state (established, close_wait, ...)");
+  audit->add_option("--min-age", p.audit_min_age,
+                    "Only sockets known to be in their state for at least this many seconds");
+  audit->add_flag("--no-keepalive", inv->filter.no_keepalive, "Only sockets without SO_KEEPALIVE");
+  audit->add_option("--idle-over", p.audit_idle_over,
+                    "Only sockets that received nothing for more than this many seconds");
 
   CLI::App* check =
       app.add_subcommand("check", "Print the kernel's features and the attach path of each signal");
@@ -122,6 +142,11 @@ Parsed parse_once(const std::vector<std::string>& args, Invocation* inv, std::st
     p.command = Command::kCheck;
   } else if (watch->parsed()) {
     p.command = Command::kWatch;
+  } else if (audit->parsed()) {
+    p.command = Command::kAudit;
+    if (audit->count("--state")) inv->filter.state = p.audit_state;
+    if (audit->count("--min-age")) inv->filter.min_age = p.audit_min_age;
+    if (audit->count("--idle-over")) inv->filter.idle_over = p.audit_idle_over;
   } else {
     p.command = apply->parsed() ? Command::kKeepaliveApply : Command::kKeepaliveRemove;
   }
@@ -180,6 +205,7 @@ Result<void> collect_policies(const Parsed& p, Invocation* inv) {
     return check_cgroup("--cgroup", inv->policy.cgroup);
   }
   if (p.command == Command::kKeepaliveRemove) return check_cgroup("--cgroup", inv->policy.cgroup);
+  if (p.command == Command::kAudit) return validate_filter(inv->filter);
   if (p.command != Command::kRun) return {};
 
   std::vector<PolicySpec>& out = inv->run.policies;

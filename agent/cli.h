@@ -4,17 +4,19 @@
 
 #include <string>
 
+#include "audit.h"
 #include "config.h"
 
 namespace tcpka {
 
-enum class Command { kRun, kCheck, kWatch, kKeepaliveApply, kKeepaliveRemove };
+enum class Command { kRun, kCheck, kWatch, kKeepaliveApply, kKeepaliveRemove, kAudit };
 
 struct Invocation {
   Command command = Command::kRun;
-  RunConfig run;      // run: every flag; check/watch: backend and sizes
-  bool json = false;  // watch --json
-  PolicySpec policy;  // keepalive apply (everything) / remove (cgroup)
+  RunConfig run;       // run: every flag; check/watch: backend and sizes
+  bool json = false;   // watch --json
+  PolicySpec policy;   // keepalive apply (everything) / remove (cgroup)
+  AuditFilter filter;  // audit
 };
 
 // Returns -1 when the command should go on, or the exit status to leave with

@@ -148,6 +148,10 @@ Result<void> validate(const RunConfig& cfg) {
                  ")"};
   }
   if (cfg.max_sockets < 1) return Error{"--max-sockets: must be at least 1"};
+  if (cfg.audit_interval < 1 || cfg.audit_interval > 3600) {
+    return Error{"--audit-interval: '" + std::to_string(cfg.audit_interval) +
+                 "' is not in 1..3600"};
+  }
   return {};
 }
 

@@ -64,6 +64,10 @@ struct RunConfig {
   std::vector<PolicySpec> policies;
   // Pin each policy's link under bpffs so it outlives the agent.
   bool keepalive_persist = false;
+  // Seconds between audit scans that refresh the socket gauges.
+  uint32_t audit_interval = 5;
+  // ESTABLISHED without keepalive and idle this long: a half-open suspect.
+  uint32_t idle_threshold = 300;
 };
 
 Result<void> validate(const RunConfig& cfg);

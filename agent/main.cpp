@@ -29,6 +29,8 @@ int main(int argc, char** argv) {
       return tcpka::run_keepalive_apply(inv.policy);
     case tcpka::Command::kKeepaliveRemove:
       return tcpka::run_keepalive_remove(inv.policy);
+    case tcpka::Command::kAudit:
+      return tcpka::run_audit(inv.filter, inv.json);
   }
   return 2;
 }

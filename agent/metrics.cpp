@@ -122,13 +122,19 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   auto dropped = family("tcpka_events_dropped_total",
                         "Events lost: ringbuf_full (kernel ring buffer full), socket_map_full "
                         "(no room to track a probed socket: its recovery and end go unseen), "
-                        "decode_error (malformed record).",
+                        "decode_error (malformed record), state_storage (a state change not "
+                        "recorded), close_wait_ringbuf_full (a CLOSE_WAIT duration lost).",
                         MetricType::Counter);
   const auto d = src_.drops();
   add(dropped, {{"reason", "ringbuf_full"}}, static_cast<double>(d[TKA_DROP_RINGBUF]));
   add(dropped, {{"reason", "socket_map_full"}}, static_cast<double>(d[TKA_DROP_SOCKMAP]));
   add(dropped, {{"reason", "decode_error"}},
       static_cast<double>(counters_.decode_errors.load(std::memory_order_relaxed)));
+  if (src_.audit_drops) {
+    const auto a = src_.audit_drops();
+    add(dropped, {{"reason", "state_storage"}}, static_cast<double>(a[0]));
+    add(dropped, {{"reason", "close_wait_ringbuf_full"}}, static_cast<double>(a[1]));
+  }
 
   auto overflow = family("tcpka_series_overflow_total",
                          "Events counted under port=\"other\" because --max-series was reached.",
@@ -158,6 +164,9 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   // Policy families only when policies exist: no empty families.
   if (!policies.empty()) {
     for (auto* f : {&applied, &kept, &so_errors}) out.push_back(std::move(*f));
+  }
+  if (src_.extra) {
+    for (auto& f : src_.extra()) out.push_back(std::move(f));
   }
   return out;
 }

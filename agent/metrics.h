@@ -36,6 +36,10 @@ struct MetricSources {
   std::function<std::vector<ProgramState>()> programs;
   std::function<std::array<uint64_t, TKA_DROP__COUNT>()> drops;
   std::function<std::vector<PolicySet::Stats>()> policies;  // may be empty
+  // The audit's sk_storage allocation and ring-buffer drops; may be empty.
+  std::function<std::array<uint64_t, 2>()> audit_drops;
+  // More families appended as they are (the audit's); may be empty.
+  std::function<std::vector<prometheus::MetricFamily>()> extra;
 };
 
 class MetricsCollector : public prometheus::Collectable {

@@ -4,9 +4,12 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 #include "aggregator.h"
+#include "audit.h"
+#include "audit_metrics.h"
 #include "cgroup.h"
 #include "commands.h"
 #include "http_server.h"
@@ -51,6 +54,45 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   const auto root = find_cgroup2_mount();
   CgroupResolver cgroups(root.value_or(""));
 
+  Aggregator agg(cfg.max_series, cfg.max_sockets);
+  AgentCounters counters;
+
+  // The audit: state tracking from now on, and a first scan before serving.
+  auto audit = AuditBpf::load({true, true, state_pin_if_possible()});
+  if (!audit) {
+    std::fprintf(stderr, "tcpka: %s\n", audit.error().c_str());
+    return 1;
+  }
+  AuditBpf& auditor = *audit.value();
+  AuditMetrics audit_metrics(cfg.idle_threshold);
+  if (auto r = auditor.open_events([&](double seconds, uint64_t cgroup_id) {
+        audit_metrics.observe_close_wait(cgroups.path(cgroup_id), seconds);
+      });
+      !r) {
+    std::fprintf(stderr, "tcpka: %s\n", r.error().c_str());
+    return 1;
+  }
+  const unsigned hz = kernel_hz();
+  std::mutex scan_mu;
+  // Rows of a fresh scan, joined with what the agent saw of each socket.
+  auto scan_rows = [&]() -> Result<std::vector<AuditRow>> {
+    std::lock_guard lock(scan_mu);
+    auto recs = auditor.scan();
+    if (!recs) return Error{recs.error()};
+    std::vector<AuditRow> rows;
+    rows.reserve(recs->size());
+    for (const auto& r : *recs) {
+      rows.push_back(decode_rec(r, hz, [&](uint64_t id) { return cgroups.path(id); }));
+    }
+    rows = dedupe(std::move(rows));
+    for (auto& row : rows) {
+      const auto seen = agg.socket(row.key);
+      row.probes_sent = seen ? seen->probes : 0;
+      row.kills = seen ? seen->kills : 0;
+    }
+    return rows;
+  };
+
   // Policies after the observer, so the kills they cause are all seen.
   PolicySet policies(cfg.keepalive_persist);
   {
@@ -64,8 +106,6 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
       return 1;
     }
   }
-  Aggregator agg(cfg.max_series, cfg.max_sockets);
-  AgentCounters counters;
 
   if (auto r = bpf.open_events([&](const void* data, size_t size) {
         Event e;
@@ -82,14 +122,27 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
 
   MetricsCollector collector(
       agg, AgentInfo{TCPKA_VERSION, TCPKA_REVISION, attached->plan},
-      MetricSources{[&bpf] { return bpf.programs(); }, [&bpf] { return bpf.drops(); },
-                    [&policies] { return policies.stats(); }},
+      MetricSources{[&] {
+                      auto p = bpf.programs();
+                      for (auto& a : auditor.programs()) p.push_back(std::move(a));
+                      return p;
+                    },
+                    [&bpf] { return bpf.drops(); }, [&policies] { return policies.stats(); },
+                    [&auditor] { return auditor.drops(); },
+                    [&audit_metrics] { return audit_metrics.families(); }},
       counters);
 
   std::atomic<bool> stop{false};
   std::atomic<bool> polling{true};
+  if (auto rows = scan_rows(); rows) {
+    audit_metrics.update(*rows);
+  } else {
+    std::fprintf(stderr, "tcpka: audit scan: %s\n", rows.error().c_str());
+    return 1;
+  }
   std::thread poller([&] {
     while (!stop.load()) {
+      auditor.poll(0);
       const int n = bpf.poll(250);
       if (n < 0 && n != -EINTR) {
         std::fprintf(stderr, "tcpka: ring buffer poll failed: %s\n", strerror(-n));
@@ -103,6 +156,17 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   routes["/metrics"] = [&](const HttpRequest&) {
     return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", render_metrics(collector)};
   };
+  routes["/sockets"] = [&](const HttpRequest& req) {
+    auto filter = parse_filter_query(req.query);
+    if (!filter) return HttpResponse{400, "text/plain; charset=utf-8", filter.error() + "\n"};
+    auto rows = scan_rows();
+    if (!rows) return HttpResponse{500, "text/plain; charset=utf-8", rows.error() + "\n"};
+    std::vector<AuditRow> shown;
+    for (auto& r : *rows) {
+      if (matches(r, *filter)) shown.push_back(std::move(r));
+    }
+    return HttpResponse{200, "application/json", rows_to_json(shown)};
+  };
   routes["/healthz"] = [&](const HttpRequest&) {
     bool ok = polling.load();
     for (const auto& p : bpf.programs()) ok = ok && p.attached;
@@ -112,6 +176,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   routes["/"] = [](const HttpRequest&) {
     return HttpResponse{200, "text/html; charset=utf-8",
                         "<html><body><h1>tcpka</h1><p><a href=\"/metrics\">/metrics</a> "
+                        "<a href=\"/sockets\">/sockets</a> "
                         "<a href=\"/healthz\">/healthz</a></p></body></html>\n"};
   };
   auto server = HttpServer::start(listen, std::move(routes));
@@ -123,6 +188,17 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   }
   std::fprintf(stderr, "tcpka: serving on %s (backend %s)\n", cfg.listen.c_str(),
                std::string(backend_name(attached->plan.backend)).c_str());
+
+  std::thread scanner([&] {
+    auto next = std::chrono::steady_clock::now();
+    while (!stop.load()) {
+      if (std::chrono::steady_clock::now() >= next) {
+        if (auto rows = scan_rows(); rows) audit_metrics.update(*rows);
+        next = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.audit_interval);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
 
   auto next_gc = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.gc_interval);
   for (;;) {
@@ -142,13 +218,17 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     if (std::chrono::steady_clock::now() >= next_gc) {
       const size_t removed =
           agg.remove_cgroups([&](const std::string& cg) { return !cgroups.exists(cg); });
-      counters.series_removed.fetch_add(removed, std::memory_order_relaxed);
+      counters.series_removed.fetch_add(
+          removed + audit_metrics.remove_cgroups(
+                        [&](const std::string& cg) { return !cgroups.exists(cg); }),
+          std::memory_order_relaxed);
       next_gc = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.gc_interval);
     }
   }
   server.value().reset();
   stop = true;
   poller.join();
+  scanner.join();
   return 0;
 }
 

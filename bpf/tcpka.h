@@ -118,4 +118,39 @@ enum tka_apply_result {
 	TKA_APPLY_ERROR = 2, /* a bpf_setsockopt failed */
 };
 
+/* One TCP socket as the audit iterator (audit.bpf.c, iter/task_file) writes
+ * it: one record per (process, socket), 120 bytes. Times in jiffies are
+ * converted by the agent, which knows HZ.
+ */
+struct tka_sock_rec {
+	tka_u64 cookie;
+	tka_u64 cgroup_id;
+	tka_u64 since_ns;   /* bpf_ktime_get_ns() when the current state began, 0 unknown */
+	tka_u64 now_ns;     /* bpf_ktime_get_ns() at this record */
+	tka_u32 netns;
+	tka_u32 pid;        /* owning process (thread-group id) */
+	tka_u32 fd;
+	tka_u32 lastrcv_j;  /* jiffies since the last data received (as ss's lastrcv) */
+	tka_u32 ka_time_j;  /* effective keepalive idle: the socket's, else the netns sysctl */
+	tka_u32 ka_intvl_j; /* effective interval, likewise */
+	tka_u8 saddr[16];
+	tka_u8 daddr[16];
+	tka_u16 family;
+	tka_u16 sport;
+	tka_u16 dport;
+	tka_u8 state;
+	tka_u8 ka_on;       /* SO_KEEPALIVE */
+	tka_u8 ka_probes;   /* effective probe count */
+	tka_u8 probes_out;
+	tka_u8 since_exact; /* 1: since_ns is when the state began; 0: when first seen */
+	tka_u8 pad[5];
+	char comm[16];
+};
+
+/* A socket left CLOSE_WAIT after the agent saw it enter (audit.bpf.c). */
+struct tka_cw_event {
+	tka_u64 duration_ns;
+	tka_u64 cgroup_id;
+};
+
 #endif /* TCPKA_BPF_ABI_H */

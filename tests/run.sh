@@ -13,7 +13,7 @@ deploy/local/deps.sh
 for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^tka-/ {print $1}'); do ip netns del "$ns" || true; done
 cg2=$(awk '$9 == "cgroup2" {print $5; exit}' /proc/self/mountinfo)
 if [[ -n $cg2 ]]; then
-  for d in "$cg2"/tcpka-test-*; do [[ -d $d ]] && rmdir "$d" 2>/dev/null || true; done
+  for d in "$cg2"/tcpka-test-* "$cg2"/tcpka-unit-*; do [[ -d $d ]] && rmdir "$d" 2>/dev/null || true; done
 fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -1,0 +1,368 @@
+#include "audit.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/magic.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+#include "audit.skel.h"
+
+namespace tcpka {
+
+namespace {
+
+std::string errstr(int err) {
+  return strerror(err < 0 ? -err : err);
+}
+
+std::string addr_text(uint16_t family, const uint8_t* raw) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  inet_ntop(family == AF_INET6 ? AF_INET6 : AF_INET, raw, buf, sizeof(buf));
+  return buf;
+}
+
+bool known_state(std::string_view s) {
+  for (unsigned i = 1; i <= 13; ++i) {
+    if (tcp_state_name(i) == s) return true;
+  }
+  return false;
+}
+
+std::string fixed3(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3f", v);
+  return buf;
+}
+
+std::string opt_num(const std::optional<double>& v) {
+  return v ? fixed3(*v) : "null";
+}
+std::string opt_int(const std::optional<uint64_t>& v) {
+  return v ? std::to_string(*v) : "null";
+}
+
+Result<double> parse_seconds(std::string_view key, std::string_view v) {
+  double out = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (v.empty() || ec != std::errc() || end != v.data() + v.size() || !std::isfinite(out) ||
+      out < 0) {
+    return Error{std::string(key) + ": '" + std::string(v) + "' is not a number of seconds >= 0"};
+  }
+  return out;
+}
+
+}  // namespace
+
+unsigned kernel_hz() {
+  timespec res{};
+  if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) != 0 || res.tv_sec != 0 || res.tv_nsec <= 0) {
+    return 250;  // unreachable on Linux; a sane default rather than a division by zero
+  }
+  return static_cast<unsigned>(std::lround(1e9 / static_cast<double>(res.tv_nsec)));
+}
+
+AuditRow decode_rec(const tka_sock_rec& r, unsigned hz,
+                    const std::function<std::string(uint64_t)>& cgroup_path) {
+  AuditRow row;
+  row.key.netns = r.netns;
+  row.key.family = r.family;
+  row.key.saddr = addr_text(r.family, r.saddr);
+  row.key.daddr = addr_text(r.family, r.daddr);
+  row.key.sport = r.sport;
+  row.key.dport = r.dport;
+  row.state = std::string(tcp_state_name(r.state));
+  row.cookie = r.cookie;
+  row.cgroup_id = r.cgroup_id;
+  row.cgroup = cgroup_path(r.cgroup_id);
+  row.pid = r.pid;
+  row.fd = r.fd;
+  row.comm = std::string(r.comm, strnlen(r.comm, sizeof(r.comm)));
+  row.keepalive = r.ka_on != 0;
+  row.keepalive_idle = r.ka_time_j / hz;
+  row.keepalive_intvl = r.ka_intvl_j / hz;
+  row.keepalive_cnt = r.ka_probes;
+  row.probes_out = r.probes_out;
+  row.idle_seconds = static_cast<double>(r.lastrcv_j) / hz;
+  if (r.since_ns && r.now_ns >= r.since_ns) {
+    const double age = static_cast<double>(r.now_ns - r.since_ns) / 1e9;
+    if (r.since_exact) {
+      row.state_seconds = age;
+    } else {
+      row.state_seconds_min = age;
+    }
+  }
+  return row;
+}
+
+std::vector<AuditRow> dedupe(std::vector<AuditRow> rows) {
+  std::sort(rows.begin(), rows.end(), [](const AuditRow& a, const AuditRow& b) {
+    return std::tie(a.cookie, a.pid, a.fd) < std::tie(b.cookie, b.pid, b.fd);
+  });
+  rows.erase(std::unique(rows.begin(), rows.end(),
+                         [](const AuditRow& a, const AuditRow& b) { return a.cookie == b.cookie; }),
+             rows.end());
+  std::sort(rows.begin(), rows.end(), [](const AuditRow& a, const AuditRow& b) {
+    return std::tie(a.state, a.key, a.pid) < std::tie(b.state, b.key, b.pid);
+  });
+  return rows;
+}
+
+std::optional<double> state_age(const AuditRow& row) {
+  return row.state_seconds ? row.state_seconds : row.state_seconds_min;
+}
+
+bool matches(const AuditRow& row, const AuditFilter& f) {
+  if (f.state && row.state != *f.state) return false;
+  if (f.no_keepalive && row.keepalive) return false;
+  if (f.idle_over && row.idle_seconds < *f.idle_over) return false;
+  if (f.min_age) {
+    const auto age = state_age(row);
+    if (!age || *age < *f.min_age) return false;
+  }
+  return true;
+}
+
+Result<void> validate_filter(const AuditFilter& f) {
+  if (f.state && !known_state(*f.state)) {
+    return Error{"--state: '" + *f.state +
+                 "' is not a TCP state (established, syn_sent, syn_recv, fin_wait1, fin_wait2, "
+                 "time_wait, close, close_wait, last_ack, listen, closing)"};
+  }
+  if (f.min_age && (!std::isfinite(*f.min_age) || *f.min_age < 0)) {
+    return Error{"--min-age: must be a number of seconds >= 0"};
+  }
+  if (f.idle_over && (!std::isfinite(*f.idle_over) || *f.idle_over < 0)) {
+    return Error{"--idle-over: must be a number of seconds >= 0"};
+  }
+  return {};
+}
+
+Result<AuditFilter> parse_filter_query(std::string_view query) {
+  AuditFilter f;
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    std::string_view item = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    if (item.empty()) continue;
+    const size_t eq = item.find('=');
+    std::string key(item.substr(0, eq));
+    std::string_view val = eq == std::string_view::npos ? std::string_view{} : item.substr(eq + 1);
+    std::replace(key.begin(), key.end(), '_', '-');
+    if (key == "state") {
+      f.state = std::string(val);
+    } else if (key == "min-age") {
+      auto v = parse_seconds("min-age", val);
+      if (!v) return Error{v.error()};
+      f.min_age = *v;
+    } else if (key == "idle-over") {
+      auto v = parse_seconds("idle-over", val);
+      if (!v) return Error{v.error()};
+      f.idle_over = *v;
+    } else if (key == "no-keepalive") {
+      if (!val.empty() && val != "1" && val != "true") {
+        return Error{"no-keepalive: '" + std::string(val) + "' is not true"};
+      }
+      f.no_keepalive = true;
+    } else {
+      return Error{"unknown parameter '" + key + "'"};
+    }
+  }
+  if (auto v = validate_filter(f); !v) return Error{v.error()};
+  return f;
+}
+
+std::string rows_to_json(const std::vector<AuditRow>& rows) {
+  std::string j = "[";
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const AuditRow& r = rows[i];
+    if (i) j += ",";
+    j += "\n{\"family\":" + std::to_string(r.key.family == AF_INET6 ? 6 : 4);
+    j += ",\"state\":" + json_quote(r.state);
+    j += ",\"saddr\":" + json_quote(r.key.saddr);
+    j += ",\"sport\":" + std::to_string(r.key.sport);
+    j += ",\"daddr\":" + json_quote(r.key.daddr);
+    j += ",\"dport\":" + std::to_string(r.key.dport);
+    j += ",\"netns\":" + std::to_string(r.key.netns);
+    j += ",\"cgroup\":" + (r.cgroup.empty() ? std::string("null") : json_quote(r.cgroup));
+    j += ",\"pid\":" + std::to_string(r.pid);
+    j += ",\"comm\":" + json_quote(r.comm);
+    j += ",\"fd\":" + std::to_string(r.fd);
+    j += ",\"cookie\":" + std::to_string(r.cookie);
+    j += std::string(",\"keepalive\":") + (r.keepalive ? "true" : "false");
+    j += ",\"keepalive_idle\":" + std::to_string(r.keepalive_idle);
+    j += ",\"keepalive_intvl\":" + std::to_string(r.keepalive_intvl);
+    j += ",\"keepalive_cnt\":" + std::to_string(r.keepalive_cnt);
+    j += ",\"probes_out\":" + std::to_string(r.probes_out);
+    j += ",\"idle_seconds\":" + fixed3(r.idle_seconds);
+    j += ",\"state_seconds\":" + opt_num(r.state_seconds);
+    j += ",\"state_seconds_min\":" + opt_num(r.state_seconds_min);
+    j += ",\"probes_sent\":" + opt_int(r.probes_sent);
+    j += ",\"kills\":" + opt_int(r.kills);
+    j += "}";
+  }
+  return j + (rows.empty() ? "]\n" : "\n]\n");
+}
+
+std::string rows_to_table(const std::vector<AuditRow>& rows) {
+  auto endpoint = [](const std::string& a, uint16_t p, uint16_t family) {
+    return (family == AF_INET6 ? "[" + a + "]" : a) + ":" + std::to_string(p);
+  };
+  auto age_text = [](const AuditRow& r) -> std::string {
+    if (r.state_seconds)
+      return fixed3(*r.state_seconds).substr(0, fixed3(*r.state_seconds).size() - 2) + "s";
+    if (r.state_seconds_min) {
+      return ">" + fixed3(*r.state_seconds_min).substr(0, fixed3(*r.state_seconds_min).size() - 2) +
+             "s";
+    }
+    return "?";
+  };
+  std::string out;
+  char line[512];
+  std::snprintf(line, sizeof(line), "%-11s %-28s %-28s %-22s %-14s %-16s %9s %9s  %s\n", "STATE",
+                "LOCAL", "PEER", "PROCESS", "NETNS", "KEEPALIVE", "IDLE", "AGE", "CGROUP");
+  out += line;
+  for (const AuditRow& r : rows) {
+    const std::string proc = std::to_string(r.pid) + "/" + r.comm;
+    const std::string ka = r.keepalive ? std::to_string(r.keepalive_idle) + "/" +
+                                             std::to_string(r.keepalive_intvl) + "/" +
+                                             std::to_string(r.keepalive_cnt)
+                                       : std::string("off");
+    const std::string idle =
+        fixed3(r.idle_seconds).substr(0, fixed3(r.idle_seconds).size() - 2) + "s";
+    std::snprintf(line, sizeof(line), "%-11s %-28s %-28s %-22s %-14u %-16s %9s %9s  %s\n",
+                  r.state.c_str(), endpoint(r.key.saddr, r.key.sport, r.key.family).c_str(),
+                  endpoint(r.key.daddr, r.key.dport, r.key.family).c_str(), proc.c_str(),
+                  r.key.netns, ka.c_str(), idle.c_str(), age_text(r).c_str(),
+                  r.cgroup.empty() ? "?" : r.cgroup.c_str());
+    out += line;
+  }
+  return out;
+}
+
+std::string state_pin_if_possible() {
+  struct statfs fs {};
+  if (::statfs("/sys/fs/bpf", &fs) != 0 || fs.f_type != BPF_FS_MAGIC) return "";
+  return kStatePin;
+}
+
+Result<std::unique_ptr<AuditBpf>> AuditBpf::load(const AuditOptions& opts) {
+  std::unique_ptr<AuditBpf> self(new AuditBpf());
+  self->skel_ = audit_bpf__open();
+  if (!self->skel_) return Error{"opening the audit BPF object failed: " + errstr(errno)};
+  auto* skel = self->skel_;
+  skel->rodata->tka_mark_first_seen = opts.mark_first_seen;
+  bpf_program__set_autoload(skel->progs.tka_set_state, opts.track_states);
+  bool reused = false;
+  if (!opts.state_pin.empty()) {
+    const int fd = bpf_obj_get(opts.state_pin.c_str());
+    // A pin left by a crashed agent is reused: its entries are still right
+    // for the sockets they belong to. One that does not fit is replaced.
+    if (fd >= 0) {
+      reused = bpf_map__reuse_fd(skel->maps.tka_state, fd) == 0;
+      ::close(fd);
+    }
+  }
+  if (int err = audit_bpf__load(skel); err) {
+    return Error{"loading the audit BPF programs failed: " + errstr(err)};
+  }
+  self->iter_link_ = bpf_program__attach_iter(skel->progs.tka_iter_socks, nullptr);
+  if (!self->iter_link_) return Error{"attaching the socket iterator failed: " + errstr(errno)};
+  if (opts.track_states) {
+    self->state_link_ = bpf_program__attach(skel->progs.tka_set_state);
+    if (!self->state_link_) {
+      return Error{"attaching tka_set_state (tp_btf/inet_sock_set_state) failed: " + errstr(errno)};
+    }
+    if (!opts.state_pin.empty() && !reused) {
+      ::mkdir("/sys/fs/bpf/tcpka", 0700);
+      ::unlink(opts.state_pin.c_str());
+      if (bpf_map__pin(skel->maps.tka_state, opts.state_pin.c_str()) == 0) {
+        self->pinned_ = opts.state_pin;
+      }
+    } else if (reused) {
+      self->pinned_ = opts.state_pin;
+    }
+  }
+  return self;
+}
+
+AuditBpf::~AuditBpf() {
+  if (rb_) ring_buffer__free(rb_);
+  if (state_link_) bpf_link__destroy(state_link_);
+  if (iter_link_) bpf_link__destroy(iter_link_);
+  // The shared state map lives only as long as the agent that tracks it.
+  if (!pinned_.empty()) ::unlink(pinned_.c_str());
+  if (skel_) audit_bpf__destroy(skel_);
+}
+
+Result<std::vector<tka_sock_rec>> AuditBpf::scan() {
+  const int fd = bpf_iter_create(bpf_link__fd(iter_link_));
+  if (fd < 0) return Error{"bpf_iter_create: " + errstr(errno)};
+  std::vector<tka_sock_rec> out;
+  std::vector<char> buf(1 << 16);
+  std::string pending;
+  for (;;) {
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return Error{"reading the socket iterator: " + errstr(err)};
+    }
+    if (n == 0) break;
+    pending.append(buf.data(), static_cast<size_t>(n));
+    size_t whole = pending.size() / sizeof(tka_sock_rec);
+    const size_t at = out.size();
+    out.resize(at + whole);
+    std::memcpy(out.data() + at, pending.data(), whole * sizeof(tka_sock_rec));
+    pending.erase(0, whole * sizeof(tka_sock_rec));
+  }
+  ::close(fd);
+  return out;
+}
+
+namespace {
+int on_cw(void* ctx, void* data, size_t size) {
+  if (size < sizeof(tka_cw_event)) return 0;
+  tka_cw_event e;
+  std::memcpy(&e, data, sizeof(e));
+  (*static_cast<std::function<void(double, uint64_t)>*>(ctx))(
+      static_cast<double>(e.duration_ns) / 1e9, e.cgroup_id);
+  return 0;
+}
+}  // namespace
+
+Result<void> AuditBpf::open_events(std::function<void(double, uint64_t)> sink) {
+  sink_ = std::move(sink);
+  rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.tka_cw_events), on_cw, &sink_, nullptr);
+  if (!rb_) return Error{"opening the audit ring buffer failed: " + errstr(errno)};
+  return {};
+}
+
+int AuditBpf::poll(int timeout_ms) {
+  return ring_buffer__poll(rb_, timeout_ms);
+}
+
+std::vector<ProgramState> AuditBpf::programs() const {
+  std::vector<ProgramState> out = {{"tka_iter_socks", "iter/task_file", iter_link_ != nullptr}};
+  if (state_link_) out.push_back({"tka_set_state", "tp_btf/inet_sock_set_state", true});
+  return out;
+}
+
+std::array<uint64_t, 2> AuditBpf::drops() const {
+  return {__atomic_load_n(&skel_->bss->tka_audit_drops[0], __ATOMIC_RELAXED),
+          __atomic_load_n(&skel_->bss->tka_audit_drops[1], __ATOMIC_RELAXED)};
+}
+
+}  // namespace tcpka

@@ -1,0 +1,116 @@
+// The socket audit: every TCP socket a process holds, its owner, state age
+// and effective keepalive, as rows that `tcpka audit`, /sockets and the
+// gauges of `tcpka run` share. Decoding, filtering and formatting are pure;
+// AuditBpf owns the kernel side.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bpf_loader.h"
+#include "event.h"
+#include "result.h"
+#include "tcpka.h"
+
+struct audit_bpf;
+struct ring_buffer;
+struct bpf_link;
+
+namespace tcpka {
+
+struct AuditRow {
+  SocketKey key;
+  std::string state;  // "established", "close_wait", ...
+  uint64_t cookie = 0;
+  uint64_t cgroup_id = 0;
+  std::string cgroup;  // "" when unknown
+  uint32_t pid = 0;
+  uint32_t fd = 0;
+  std::string comm;
+  bool keepalive = false;
+  uint32_t keepalive_idle = 0;  // effective, seconds
+  uint32_t keepalive_intvl = 0;
+  uint32_t keepalive_cnt = 0;
+  unsigned probes_out = 0;
+  double idle_seconds = 0;                  // since the last data received
+  std::optional<double> state_seconds;      // since the state began, when seen happen
+  std::optional<double> state_seconds_min;  // at least this (first seen), otherwise
+  std::optional<uint64_t> probes_sent;      // seen by a running agent
+  std::optional<uint64_t> kills;
+};
+
+struct AuditFilter {
+  std::optional<std::string> state;
+  std::optional<double> min_age;    // state age known to be at least this
+  bool no_keepalive = false;        // only sockets without SO_KEEPALIVE
+  std::optional<double> idle_over;  // idle_seconds at least this
+};
+
+// Kernel HZ, from the resolution of the coarse clocks (one tick).
+unsigned kernel_hz();
+
+// Raw record to row; cgroup_path resolves the cgroup id.
+AuditRow decode_rec(const tka_sock_rec& rec, unsigned hz,
+                    const std::function<std::string(uint64_t)>& cgroup_path);
+// One row per socket (a socket shared by several processes is listed with
+// the lowest pid), sorted by state then addresses.
+std::vector<AuditRow> dedupe(std::vector<AuditRow> rows);
+
+bool matches(const AuditRow& row, const AuditFilter& f);
+// The known state age: exact, else the lower bound, else nullopt.
+std::optional<double> state_age(const AuditRow& row);
+
+// "state" must name a TCP state ("close_wait"); numbers non-negative.
+Result<void> validate_filter(const AuditFilter& f);
+// /sockets?state=close_wait&min-age=60&no-keepalive&idle-over=300 (also
+// with underscores).
+Result<AuditFilter> parse_filter_query(std::string_view query);
+
+std::string rows_to_json(const std::vector<AuditRow>& rows);
+std::string rows_to_table(const std::vector<AuditRow>& rows);
+
+struct AuditOptions {
+  bool track_states = false;     // load tka_set_state (the agent)
+  bool mark_first_seen = false;  // iterator records first sightings
+  // Pinned state map shared between the agent and `tcpka audit`; "" = none.
+  std::string state_pin;
+};
+
+class AuditBpf {
+ public:
+  static Result<std::unique_ptr<AuditBpf>> load(const AuditOptions& opts);
+  ~AuditBpf();
+  AuditBpf(const AuditBpf&) = delete;
+  AuditBpf& operator=(const AuditBpf&) = delete;
+
+  // One pass of the iterator over every process's TCP sockets.
+  Result<std::vector<tka_sock_rec>> scan();
+  // CLOSE_WAIT durations (seconds, cgroup id) as sockets leave the state.
+  Result<void> open_events(std::function<void(double, uint64_t)> sink);
+  int poll(int timeout_ms);
+  std::vector<ProgramState> programs() const;
+  std::array<uint64_t, 2> drops() const;  // storage allocation, ring buffer
+
+ private:
+  AuditBpf() = default;
+  audit_bpf* skel_ = nullptr;
+  bpf_link* iter_link_ = nullptr;
+  bpf_link* state_link_ = nullptr;
+  ring_buffer* rb_ = nullptr;
+  std::function<void(double, uint64_t)> sink_;
+  std::string pinned_;  // path we pinned and remove again
+};
+
+// Where the agent pins its state map when bpffs is mounted.
+inline constexpr const char* kStatePin = "/sys/fs/bpf/tcpka/sockstate";
+// kStatePin if bpffs is mounted at /sys/fs/bpf, else "".
+std::string state_pin_if_possible();
+
+}  // namespace tcpka

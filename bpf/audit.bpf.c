@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * audit.bpf.c: every TCP socket that a process holds, with its owner, its
+ * keepalive settings and how long it has been in its state.
+ *
+ * tka_set_state (tp_btf/inet_sock_set_state): records in sk_storage when a
+ * TCP socket entered its current state, and reports how long a socket stayed
+ * in CLOSE_WAIT when the application finally closes it. It also assigns the
+ * socket cookie early, so keepalive events carry one.
+ *
+ * tka_iter_socks (iter/task_file): one pass over every process's open files
+ * in every network namespace; for each TCP socket writes a tka_sock_rec with
+ * the owner (pid, comm), state, addresses, effective keepalive values (the
+ * socket's own or its namespace's sysctl, as keepalive_time_when() resolves
+ * them), probes out, time since the last receive, and the state age.
+ * iter/task_file was chosen over iter/tcp because it sees all namespaces in
+ * one pass and knows the owner; it skips threads that share their leader's
+ * file table. It does not see sockets without a file descriptor (in an
+ * accept queue, orphaned after close(), TIME_WAIT): none of those holds an
+ * application resource.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "tcpka.h"
+#include "include/tka_sock.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* The iterator records "first seen" for sockets whose state began before we
+ * watched (the agent sets this; a one-shot `tcpka audit` leaves no trace).
+ */
+const volatile bool tka_mark_first_seen = false;
+
+/* Lost updates and events, read by the agent. */
+__u64 tka_audit_drops[2]; /* 0: sk_storage allocation, 1: ring buffer full */
+
+struct tka_sk_state {
+	__u64 since_ns;
+	__u8 state;
+	__u8 exact; /* since_ns is the transition time, not a first sighting */
+	__u8 pad[6];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct tka_sk_state);
+} tka_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 16);
+} tka_cw_events SEC(".maps");
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(tka_set_state, const struct sock *sk, int oldstate, int newstate)
+{
+	struct tka_sk_state *st;
+	__u64 now;
+
+	if (sk->sk_protocol != TKA_IPPROTO_TCP)
+		return 0;
+	/* A socket entering CLOSE is going away: never allocate for it. */
+	st = bpf_sk_storage_get(&tka_state, (void *)sk, 0,
+				newstate == TCP_CLOSE ? 0 : BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st) {
+		if (newstate != TCP_CLOSE)
+			__sync_fetch_and_add(&tka_audit_drops[0], 1);
+		return 0;
+	}
+	now = bpf_ktime_get_ns();
+	if (oldstate == TCP_CLOSE_WAIT && st->state == TCP_CLOSE_WAIT && st->exact) {
+		struct tka_cw_event *e = bpf_ringbuf_reserve(&tka_cw_events, sizeof(*e), 0);
+
+		if (e) {
+			e->duration_ns = now - st->since_ns;
+			e->cgroup_id = BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+			bpf_ringbuf_submit(e, 0);
+		} else {
+			__sync_fetch_and_add(&tka_audit_drops[1], 1);
+		}
+	}
+	st->since_ns = now;
+	st->state = newstate;
+	st->exact = 1;
+	bpf_get_socket_cookie((void *)sk);
+	return 0;
+}
+
+SEC("iter/task_file")
+int tka_iter_socks(struct bpf_iter__task_file *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	struct tka_sock_rec rec;
+	struct socket *sock;
+	struct sock *sk;
+
+	if (!task || !file)
+		return 0;
+	sock = bpf_sock_from_file(file);
+	if (!sock)
+		return 0;
+	sk = sock->sk;
+	if (!sk || sk->sk_protocol != TKA_IPPROTO_TCP)
+		return 0;
+
+	const struct tcp_sock *tp = (void *)sk;
+	const struct inet_connection_sock *icsk = (void *)sk;
+	const struct net *net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+	__u16 family = sk->__sk_common.skc_family;
+	__u32 now_j = (__u32)bpf_jiffies64();
+
+	if (family != TKA_AF_INET && family != TKA_AF_INET6)
+		return 0;
+	__builtin_memset(&rec, 0, sizeof(rec));
+	rec.cookie = bpf_get_socket_cookie(sk);
+	rec.cgroup_id = BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+	rec.now_ns = bpf_ktime_get_ns();
+	rec.netns = BPF_CORE_READ(net, ns.inum);
+	rec.pid = task->tgid;
+	rec.fd = ctx->fd;
+	BPF_CORE_READ_INTO(&rec.comm, task, comm);
+	rec.family = family;
+	rec.sport = sk->__sk_common.skc_num;
+	rec.dport = bpf_ntohs(sk->__sk_common.skc_dport);
+	rec.state = sk->__sk_common.skc_state;
+	if (family == TKA_AF_INET6) {
+		BPF_CORE_READ_INTO(&rec.saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&rec.daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	} else {
+		BPF_CORE_READ_INTO((__u32 *)rec.saddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO((__u32 *)rec.daddr, sk, __sk_common.skc_daddr);
+	}
+	rec.ka_on = !!(BPF_CORE_READ(sk, __sk_common.skc_flags) &
+		       (1UL << bpf_core_enum_value(enum sock_flags, SOCK_KEEPOPEN)));
+	/* keepalive_time_when() and friends: 0 on the socket means the sysctl. */
+	rec.ka_time_j = BPF_CORE_READ(tp, keepalive_time);
+	if (!rec.ka_time_j)
+		rec.ka_time_j = BPF_CORE_READ(net, ipv4.sysctl_tcp_keepalive_time);
+	rec.ka_intvl_j = BPF_CORE_READ(tp, keepalive_intvl);
+	if (!rec.ka_intvl_j)
+		rec.ka_intvl_j = BPF_CORE_READ(net, ipv4.sysctl_tcp_keepalive_intvl);
+	rec.ka_probes = BPF_CORE_READ(tp, keepalive_probes);
+	if (!rec.ka_probes)
+		rec.ka_probes = BPF_CORE_READ(net, ipv4.sysctl_tcp_keepalive_probes);
+	rec.probes_out = BPF_CORE_READ(icsk, icsk_probes_out);
+	rec.lastrcv_j = now_j - BPF_CORE_READ(icsk, icsk_ack.lrcvtime);
+
+	struct tka_sk_state *st = bpf_sk_storage_get(&tka_state, sk, 0,
+						     tka_mark_first_seen ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+	if (st && st->since_ns && st->state == rec.state) {
+		rec.since_ns = st->since_ns;
+		rec.since_exact = st->exact;
+	} else if (st && tka_mark_first_seen) {
+		/* State began before we watched: remember when we first saw it. */
+		st->since_ns = rec.now_ns;
+		st->state = rec.state;
+		st->exact = 0;
+		rec.since_ns = rec.now_ns;
+	}
+	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
+	return 0;
+}
