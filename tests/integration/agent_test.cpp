@@ -149,8 +149,8 @@ TEST(AgentRun, MetricsExposeBuildProgramsAndSignals) {
         "tcpka_signal_info", "tcpka_events_dropped_total", "tcpka_series_overflow_total"}) {
     EXPECT_NE(m.find(std::string("# HELP ") + family + " "), std::string::npos) << family;
   }
-  for (const char* prog :
-       {"tka_timer_entry", "tka_timer_exit", "tka_send_reset", "tka_recv_reset", "tka_destroy"}) {
+  for (const char* prog : {"tka_timer_entry", "tka_timer_exit", "tka_send_reset", "tka_recv_reset",
+                           "tka_destroy", "tka_set_state", "tka_iter_socks"}) {
     EXPECT_EQ(metric(m, "tcpka_bpf_program_attached", {{"program", prog}}), 1) << prog;
   }
   EXPECT_EQ(metric(m, "tcpka_signal_info",
@@ -160,7 +160,8 @@ TEST(AgentRun, MetricsExposeBuildProgramsAndSignals) {
   int status = 0;
   agent.get("/nope", &status);
   EXPECT_EQ(status, 404);
-  EXPECT_EQ(count_our_programs(), 5);
+  // Five keepalive programs, the state tracker and the socket iterator.
+  EXPECT_EQ(count_our_programs(), 7);
   EXPECT_EQ(agent.stop(), 0);
   // Program ids outlive the process for an RCU grace period.
   EXPECT_TRUE(eventually([] { return count_our_programs() == 0; }, seconds(5)))
@@ -173,11 +174,13 @@ TEST(AgentRun, SeriesCapFoldsIntoOtherAndVanishedCgroupsAreRemoved) {
   Agent agent({"--max-series", "1", "--gc-interval", "1"});
   auto cgroup = std::make_unique<TestCgroup>();
   const std::string cg = cgroup->path();
-  Listener l1 = listen_on(AF_INET), l2 = listen_on(AF_INET);
-  Conn c1 = connect_pair(l1), c2 = connect_pair(l2);
+  auto l1 = std::make_unique<Listener>(listen_on(AF_INET));
+  auto l2 = std::make_unique<Listener>(listen_on(AF_INET));
+  Conn c1 = connect_pair(*l1), c2 = connect_pair(*l2);
+  const uint16_t port1 = l1->port;
   Nft nft;
-  nft.drop_sport(l1.port);
-  nft.drop_sport(l2.port);
+  nft.drop_sport(l1->port);
+  nft.drop_sport(l2->port);
   set_keepalive(c1.client, 1, 1, 2);
   ASSERT_EQ(wait_error(c1.client, seconds(10)), ETIMEDOUT);
   ASSERT_TRUE(eventually(
@@ -194,13 +197,15 @@ TEST(AgentRun, SeriesCapFoldsIntoOtherAndVanishedCgroupsAreRemoved) {
       seconds(5)));
   std::string m = agent.metrics();
   EXPECT_EQ(
-      metric(m, "tcpka_keepalive_kills_total", {{"cgroup", cg}, {"port", std::to_string(l1.port)}}),
+      metric(m, "tcpka_keepalive_kills_total", {{"cgroup", cg}, {"port", std::to_string(port1)}}),
       1);
   EXPECT_EQ(metric(m, "tcpka_keepalive_kills_total", {{"cgroup", cg}, {"port", "other"}}), 1);
   EXPECT_GE(metric(m, "tcpka_series_overflow_total"), 1);
 
-  // The sockets die with the cgroup's last user; then the cgroup goes.
+  // Every socket of the cgroup is closed, then the cgroup goes.
   { Conn dead1 = std::move(c1), dead2 = std::move(c2); }
+  l1.reset();
+  l2.reset();
   cgroup->remove();
   EXPECT_TRUE(
       eventually([&] { return agent.metrics().find("cgroup=\"" + cg + "\"") == std::string::npos; },

@@ -118,6 +118,10 @@ struct Listener {
   int fd = -1;
   uint16_t port = 0;
   int family = 0;
+  Listener() = default;
+  Listener(Listener&& o) noexcept : fd(o.fd), port(o.port), family(o.family) { o.fd = -1; }
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
   ~Listener();
 };
 Listener listen_on(int family, int backlog = 1024);
