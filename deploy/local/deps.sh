@@ -13,12 +13,16 @@ packages=(
   # tests
   libgtest-dev libgmock-dev
   nftables iproute2     # test namespaces and packet drops
+  prometheus            # promtool (rule tests, metrics lint) and a real server for the e2e test
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# `kubectl kustomize` renders deploy/kubernetes offline. Debian ships kubectl
+# as kubernetes-client; a kubectl installed some other way serves as well.
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

@@ -1,0 +1,1 @@
+# alert-rule and dashboard tests
