@@ -210,6 +210,10 @@ std::string rows_to_json(const std::vector<AuditRow>& rows) {
     j += ",\"state_seconds_min\":" + opt_num(r.state_seconds_min);
     j += ",\"probes_sent\":" + opt_int(r.probes_sent);
     j += ",\"kills\":" + opt_int(r.kills);
+    j += ",\"namespace\":" + (r.pod ? json_quote(r.pod->namespace_) : std::string("null"));
+    j += ",\"pod\":" + (r.pod ? json_quote(r.pod->pod) : std::string("null"));
+    j += ",\"container\":" +
+         (r.pod && !r.pod->container.empty() ? json_quote(r.pod->container) : std::string("null"));
     j += "}";
   }
   return j + (rows.empty() ? "]\n" : "\n]\n");

@@ -16,6 +16,7 @@
 
 #include "bpf_loader.h"
 #include "event.h"
+#include "k8s.h"
 #include "result.h"
 #include "tcpka.h"
 
@@ -44,6 +45,7 @@ struct AuditRow {
   std::optional<double> state_seconds_min;  // at least this (first seen), otherwise
   std::optional<uint64_t> probes_sent;      // seen by a running agent
   std::optional<uint64_t> kills;
+  std::optional<PodLabels> pod;  // on Kubernetes nodes
 };
 
 struct AuditFilter {

@@ -11,7 +11,7 @@
 
 namespace tcpka {
 
-int run_audit(const AuditFilter& filter, bool json) {
+int run_audit(const AuditFilter& filter, bool json, const std::string& k8s_log_root) {
   AuditOptions opts;
   if (const std::string pin = state_pin_if_possible();
       !pin.empty() && ::access(pin.c_str(), F_OK) == 0) {
@@ -34,6 +34,8 @@ int run_audit(const AuditFilter& filter, bool json) {
     rows.push_back(decode_rec(r, hz, [&](uint64_t id) { return cgroups.path(id); }));
   }
   rows = dedupe(std::move(rows));
+  PodResolver pods(k8s_log_root);
+  for (auto& row : rows) row.pod = pods.labels(row.cgroup);
   std::vector<AuditRow> shown;
   for (auto& r : rows) {
     if (matches(r, filter)) shown.push_back(std::move(r));

@@ -62,7 +62,7 @@ size_t AuditMetrics::remove_cgroups(const std::function<bool(const std::string&)
   return removed;
 }
 
-std::vector<prometheus::MetricFamily> AuditMetrics::families() const {
+std::vector<prometheus::MetricFamily> AuditMetrics::families(const PodLabeler& pod_labels) const {
   using prometheus::ClientMetric;
   using prometheus::MetricFamily;
   using prometheus::MetricType;
@@ -75,6 +75,7 @@ std::vector<prometheus::MetricFamily> AuditMetrics::families() const {
   for (const auto& [key, n] : sockets_) {
     ClientMetric m;
     m.label = {{"cgroup", key.second}, {"state", key.first}};
+    add_pod_labels(m.label, pod_labels, key.second);
     m.gauge.value = static_cast<double>(n);
     sockets.metric.push_back(std::move(m));
   }
@@ -86,6 +87,7 @@ std::vector<prometheus::MetricFamily> AuditMetrics::families() const {
   for (const auto& [cg, n] : idle_no_keepalive_) {
     ClientMetric m;
     m.label = {{"cgroup", cg}};
+    add_pod_labels(m.label, pod_labels, cg);
     m.gauge.value = static_cast<double>(n);
     idle.metric.push_back(std::move(m));
   }
@@ -97,6 +99,7 @@ std::vector<prometheus::MetricFamily> AuditMetrics::families() const {
   for (const auto& [cg, age] : close_wait_oldest_) {
     ClientMetric m;
     m.label = {{"cgroup", cg}};
+    add_pod_labels(m.label, pod_labels, cg);
     m.gauge.value = age;
     oldest.metric.push_back(std::move(m));
   }
@@ -108,6 +111,7 @@ std::vector<prometheus::MetricFamily> AuditMetrics::families() const {
   for (const auto& [cg, h] : close_wait_durations_) {
     ClientMetric m;
     m.label = {{"cgroup", cg}};
+    add_pod_labels(m.label, pod_labels, cg);
     m.histogram.sample_count = h.count;
     m.histogram.sample_sum = h.sum;
     for (size_t i = 0; i < kCloseWaitBuckets.size(); ++i) {

@@ -10,6 +10,7 @@
 #include <prometheus/metric_family.h>
 
 #include "audit.h"
+#include "k8s.h"
 
 namespace tcpka {
 
@@ -28,7 +29,7 @@ class AuditMetrics {
   void observe_close_wait(const std::string& cgroup, double seconds);
   // Drops the histograms of cgroups gone() says no longer exist.
   size_t remove_cgroups(const std::function<bool(const std::string&)>& gone);
-  std::vector<prometheus::MetricFamily> families() const;
+  std::vector<prometheus::MetricFamily> families(const PodLabeler& pod_labels = {}) const;
 
  private:
   struct Histogram {

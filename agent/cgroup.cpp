@@ -97,9 +97,8 @@ Result<CgroupDir> resolve_cgroup_dir(std::string_view path, const std::string& r
   for (const std::string& c : tries) {
     if (!::realpath(c.c_str(), buf)) continue;
     const std::string cand = buf;
-    if (cand == rootp ||
-        (cand.size() > rootp.size() && cand.compare(0, rootp.size(), rootp) == 0 &&
-         cand[rootp.size()] == '/')) {
+    if (cand == rootp || (cand.size() > rootp.size() && cand.compare(0, rootp.size(), rootp) == 0 &&
+                          cand[rootp.size()] == '/')) {
       candidate = cand;
       break;
     }

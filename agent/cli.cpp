@@ -92,6 +92,10 @@ Parsed parse_once(const std::vector<std::string>& args, Invocation* inv, std::st
                   "ESTABLISHED sockets without keepalive idle this many seconds count in "
                   "tcpka_idle_sockets_without_keepalive")
       ->capture_default_str();
+  run->add_option("--k8s-log-root", inv->run.k8s_log_root,
+                  "Directory holding the kubelet's pods/ and containers/ logs, for the namespace, "
+                  "pod and container labels (\"\" turns them off)")
+      ->capture_default_str();
   run->add_flag("--keepalive-persist", inv->run.keepalive_persist,
                 "Pin the policies under /sys/fs/bpf/tcpka so they outlive the agent; the next "
                 "start replaces them atomically, `tcpka keepalive remove` removes them");
@@ -116,6 +120,10 @@ Parsed parse_once(const std::vector<std::string>& args, Invocation* inv, std::st
   audit->add_flag("--no-keepalive", inv->filter.no_keepalive, "Only sockets without SO_KEEPALIVE");
   audit->add_option("--idle-over", p.audit_idle_over,
                     "Only sockets that received nothing for more than this many seconds");
+  audit
+      ->add_option("--k8s-log-root", inv->run.k8s_log_root,
+                   "Directory holding the kubelet's pods/ and containers/ logs")
+      ->capture_default_str();
 
   CLI::App* check =
       app.add_subcommand("check", "Print the kernel's features and the attach path of each signal");

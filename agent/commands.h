@@ -14,6 +14,6 @@ int run_check(const RunConfig& cfg);
 int run_watch(const RunConfig& cfg, bool json);
 int run_keepalive_apply(const PolicySpec& spec);
 int run_keepalive_remove(const PolicySpec& spec);
-int run_audit(const AuditFilter& filter, bool json);
+int run_audit(const AuditFilter& filter, bool json, const std::string& k8s_log_root);
 
 }  // namespace tcpka

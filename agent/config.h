@@ -68,6 +68,9 @@ struct RunConfig {
   uint32_t audit_interval = 5;
   // ESTABLISHED without keepalive and idle this long: a half-open suspect.
   uint32_t idle_threshold = 300;
+  // Where the kubelet's pods/ and containers/ log directories are (pod
+  // labels); "" turns pod attribution off.
+  std::string k8s_log_root = "/var/log";
 };
 
 Result<void> validate(const RunConfig& cfg);

@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
     case tcpka::Command::kKeepaliveRemove:
       return tcpka::run_keepalive_remove(inv.policy);
     case tcpka::Command::kAudit:
-      return tcpka::run_audit(inv.filter, inv.json);
+      return tcpka::run_audit(inv.filter, inv.json, inv.run.k8s_log_root);
   }
   return 2;
 }

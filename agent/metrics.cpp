@@ -54,6 +54,7 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
     std::vector<ClientMetric::Label> l = {{"cgroup", key.cgroup},
                                           {"direction", std::string(direction_name(key.direction))},
                                           {"port", key.port}};
+    add_pod_labels(l, src_.pod_labels, key.cgroup);
     add(probes, l, static_cast<double>(c.probes));
     add(recovered, l, static_cast<double>(c.recovered));
     auto lt = l;
@@ -90,22 +91,19 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
     add(attached, {{"attach", pol.state.attach}, {"program", pol.state.program}},
         pol.state.attached ? 1 : 0);
     const auto& c = pol.counts;
-    add(applied, {{"cgroup", pol.cgroup}, {"direction", "inbound"}},
-        static_cast<double>(c[TKA_SO_APPLIED_IN]));
-    add(applied, {{"cgroup", pol.cgroup}, {"direction", "outbound"}},
-        static_cast<double>(c[TKA_SO_APPLIED_OUT]));
-    add(kept, {{"cgroup", pol.cgroup}, {"direction", "inbound"}},
-        static_cast<double>(c[TKA_SO_KEPT_IN]));
-    add(kept, {{"cgroup", pol.cgroup}, {"direction", "outbound"}},
-        static_cast<double>(c[TKA_SO_KEPT_OUT]));
-    add(so_errors, {{"cgroup", pol.cgroup}, {"option", "so_keepalive"}},
-        static_cast<double>(c[TKA_SO_ERR_KEEPALIVE]));
-    add(so_errors, {{"cgroup", pol.cgroup}, {"option", "tcp_keepidle"}},
-        static_cast<double>(c[TKA_SO_ERR_IDLE]));
-    add(so_errors, {{"cgroup", pol.cgroup}, {"option", "tcp_keepintvl"}},
-        static_cast<double>(c[TKA_SO_ERR_INTVL]));
-    add(so_errors, {{"cgroup", pol.cgroup}, {"option", "tcp_keepcnt"}},
-        static_cast<double>(c[TKA_SO_ERR_CNT]));
+    auto lab = [&](const char* key, const char* value) {
+      std::vector<ClientMetric::Label> l = {{"cgroup", pol.cgroup}, {key, value}};
+      add_pod_labels(l, src_.pod_labels, pol.cgroup);
+      return l;
+    };
+    add(applied, lab("direction", "inbound"), static_cast<double>(c[TKA_SO_APPLIED_IN]));
+    add(applied, lab("direction", "outbound"), static_cast<double>(c[TKA_SO_APPLIED_OUT]));
+    add(kept, lab("direction", "inbound"), static_cast<double>(c[TKA_SO_KEPT_IN]));
+    add(kept, lab("direction", "outbound"), static_cast<double>(c[TKA_SO_KEPT_OUT]));
+    add(so_errors, lab("option", "so_keepalive"), static_cast<double>(c[TKA_SO_ERR_KEEPALIVE]));
+    add(so_errors, lab("option", "tcp_keepidle"), static_cast<double>(c[TKA_SO_ERR_IDLE]));
+    add(so_errors, lab("option", "tcp_keepintvl"), static_cast<double>(c[TKA_SO_ERR_INTVL]));
+    add(so_errors, lab("option", "tcp_keepcnt"), static_cast<double>(c[TKA_SO_ERR_CNT]));
   }
 
   auto signals = family("tcpka_signal_info",

@@ -14,6 +14,7 @@
 
 #include "aggregator.h"
 #include "bpf_loader.h"
+#include "k8s.h"
 #include "kernel_features.h"
 #include "sockops_policy.h"
 
@@ -40,6 +41,8 @@ struct MetricSources {
   std::function<std::array<uint64_t, 2>()> audit_drops;
   // More families appended as they are (the audit's); may be empty.
   std::function<std::vector<prometheus::MetricFamily>()> extra;
+  // Pod labels for a cgroup path on Kubernetes nodes; may be empty.
+  PodLabeler pod_labels;
 };
 
 class MetricsCollector : public prometheus::Collectable {

@@ -53,6 +53,8 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   KeepaliveBpf& bpf = *attached->bpf;
   const auto root = find_cgroup2_mount();
   CgroupResolver cgroups(root.value_or(""));
+  PodResolver pods(cfg.k8s_log_root);
+  const PodLabeler pod_labels = [&pods](const std::string& cg) { return pods.labels(cg); };
 
   Aggregator agg(cfg.max_series, cfg.max_sockets);
   AgentCounters counters;
@@ -86,6 +88,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     }
     rows = dedupe(std::move(rows));
     for (auto& row : rows) {
+      row.pod = pods.labels(row.cgroup);
       const auto seen = agg.socket(row.key);
       row.probes_sent = seen ? seen->probes : 0;
       row.kills = seen ? seen->kills : 0;
@@ -129,7 +132,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
                     },
                     [&bpf] { return bpf.drops(); }, [&policies] { return policies.stats(); },
                     [&auditor] { return auditor.drops(); },
-                    [&audit_metrics] { return audit_metrics.families(); }},
+                    [&] { return audit_metrics.families(pod_labels); }, pod_labels},
       counters);
 
   std::atomic<bool> stop{false};

@@ -64,7 +64,7 @@ class MetricsTest : public ::testing::Test {
         },
         [] {
           return std::array<uint64_t, TKA_DROP__COUNT>{17, 5};
-        }, {}, {}, {}},
+        }, {}, {}, {}, {}},
         counters_);
     return render_metrics(c);
   }
@@ -166,7 +166,7 @@ TEST_F(MetricsTest, UntrackedSocketsAndLargeCounts) {
       agg, info_, MetricSources{[] { return std::vector<ProgramState>{}; },
       [] {
         return std::array<uint64_t, TKA_DROP__COUNT>{0, 0};
-      }, {}, {}, {}},
+      }, {}, {}, {}, {}},
       counters_);
   const std::string out = render_metrics(c);
   EXPECT_THAT(out, HasSubstr("\ntcpka_tracked_sockets 1\n"));
@@ -198,7 +198,7 @@ TEST_F(MetricsTest, KeepalivePolicyFamiliesPerCgroup) {
   MetricsCollector c(agg_, info_,
                      MetricSources{[] { return std::vector<ProgramState>{}; },
                                    [] { return std::array<uint64_t, TKA_DROP__COUNT>{0, 0}; },
-                                   [pol] { return std::vector<PolicySet::Stats>{pol}; }, {}, {}},
+                                   [pol] { return std::vector<PolicySet::Stats>{pol}; }, {}, {}, {}},
                      counters_);
   const std::string out = render_metrics(c);
   EXPECT_THAT(out, HasSubstr("# TYPE tcpka_sockops_keepalive_applied_total counter\n"));
@@ -216,6 +216,27 @@ TEST_F(MetricsTest, KeepalivePolicyFamiliesPerCgroup) {
                              "\"tka_sockops\"} 1\n"));
 }
 
+TEST_F(MetricsTest, PodLabelsOnlyForPodCgroups) {
+  Aggregator agg(10, 10);
+  agg.add(make_event(EventKind::kProbe, Direction::kInbound, 8080, 1), "/kubepods/pod-a");
+  agg.add(make_event(EventKind::kProbe, Direction::kInbound, 22, 1), "/system.slice/ssh");
+  PodLabeler labeler = [](const std::string& cg) -> std::optional<PodLabels> {
+    if (cg == "/kubepods/pod-a") return PodLabels{"shop", "web-1", "nginx"};
+    return std::nullopt;
+  };
+  MetricsCollector c(agg, info_,
+                     MetricSources{[] { return std::vector<ProgramState>{}; },
+                                   [] { return std::array<uint64_t, TKA_DROP__COUNT>{0, 0}; },
+                                   {}, {}, {}, labeler},
+                     counters_);
+  const std::string out = render_metrics(c);
+  EXPECT_THAT(out, HasSubstr("tcpka_keepalive_probes_sent_total{cgroup=\"/kubepods/pod-a\","
+                             "direction=\"inbound\",port=\"8080\",container=\"nginx\","
+                             "namespace=\"shop\",pod=\"web-1\"} 1\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_keepalive_probes_sent_total{cgroup=\"/system.slice/ssh\","
+                             "direction=\"inbound\",port=\"22\"} 1\n"));
+}
+
 TEST_F(MetricsTest, NoPolicyFamiliesWithoutPolicies) {
   EXPECT_THAT(render(), Not(HasSubstr("tcpka_sockops_")));
 }
@@ -227,7 +248,7 @@ TEST_F(MetricsTest, EscapesLabelValues) {
       agg, info_, MetricSources{[] { return std::vector<ProgramState>{}; },
       [] {
         return std::array<uint64_t, TKA_DROP__COUNT>{0, 0};
-      }, {}, {}, {}},
+      }, {}, {}, {}, {}},
       counters_);
   EXPECT_THAT(render_metrics(c), HasSubstr("cgroup=\"/we\\\"ird\\\\path\""));
 }
