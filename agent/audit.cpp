@@ -157,7 +157,8 @@ Result<AuditFilter> parse_filter_query(std::string_view query) {
     query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
     if (item.empty()) continue;
     const size_t eq = item.find('=');
-    std::string key(item.substr(0, eq));
+    const std::string given(item.substr(0, eq));
+    std::string key = given;
     std::string_view val = eq == std::string_view::npos ? std::string_view{} : item.substr(eq + 1);
     std::replace(key.begin(), key.end(), '_', '-');
     if (key == "state") {
@@ -176,7 +177,7 @@ Result<AuditFilter> parse_filter_query(std::string_view query) {
       }
       f.no_keepalive = true;
     } else {
-      return Error{"unknown parameter '" + key + "'"};
+      return Error{"unknown parameter '" + given + "'"};
     }
   }
   if (auto v = validate_filter(f); !v) return Error{v.error()};
@@ -223,14 +224,22 @@ std::string rows_to_table(const std::vector<AuditRow>& rows) {
   auto endpoint = [](const std::string& a, uint16_t p, uint16_t family) {
     return (family == AF_INET6 ? "[" + a + "]" : a) + ":" + std::to_string(p);
   };
-  auto age_text = [](const AuditRow& r) -> std::string {
-    if (r.state_seconds)
-      return fixed3(*r.state_seconds).substr(0, fixed3(*r.state_seconds).size() - 2) + "s";
-    if (r.state_seconds_min) {
-      return ">" + fixed3(*r.state_seconds_min).substr(0, fixed3(*r.state_seconds_min).size() - 2) +
-             "s";
-    }
+  auto secs = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.1fs", v);
+    return std::string(buf);
+  };
+  auto age_text = [&](const AuditRow& r) -> std::string {
+    if (r.state_seconds) return secs(*r.state_seconds);
+    if (r.state_seconds_min) return ">" + secs(*r.state_seconds_min);
     return "?";
+  };
+  // One row is one line: control characters in names must not break it.
+  auto printable = [](std::string s) {
+    for (char& c : s) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    }
+    return s;
   };
   std::string out;
   char line[512];
@@ -238,19 +247,19 @@ std::string rows_to_table(const std::vector<AuditRow>& rows) {
                 "LOCAL", "PEER", "PROCESS", "NETNS", "KEEPALIVE", "IDLE", "AGE", "CGROUP");
   out += line;
   for (const AuditRow& r : rows) {
-    const std::string proc = std::to_string(r.pid) + "/" + r.comm;
+    const std::string proc = std::to_string(r.pid) + "/" + printable(r.comm);
     const std::string ka = r.keepalive ? std::to_string(r.keepalive_idle) + "/" +
                                              std::to_string(r.keepalive_intvl) + "/" +
                                              std::to_string(r.keepalive_cnt)
                                        : std::string("off");
-    const std::string idle =
-        fixed3(r.idle_seconds).substr(0, fixed3(r.idle_seconds).size() - 2) + "s";
-    std::snprintf(line, sizeof(line), "%-11s %-28s %-28s %-22s %-14u %-16s %9s %9s  %s\n",
+    // The fixed-width columns; the cgroup, of any length, is appended.
+    std::snprintf(line, sizeof(line), "%-11s %-28s %-28s %-22s %-14u %-16s %9s %9s  ",
                   r.state.c_str(), endpoint(r.key.saddr, r.key.sport, r.key.family).c_str(),
                   endpoint(r.key.daddr, r.key.dport, r.key.family).c_str(), proc.c_str(),
-                  r.key.netns, ka.c_str(), idle.c_str(), age_text(r).c_str(),
-                  r.cgroup.empty() ? "?" : r.cgroup.c_str());
+                  r.key.netns, ka.c_str(), secs(r.idle_seconds).c_str(), age_text(r).c_str());
     out += line;
+    out += r.cgroup.empty() ? "?" : printable(r.cgroup);
+    out += "\n";
   }
   return out;
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -245,11 +246,51 @@ std::string Agent::log() const {
 }
 
 std::string Agent::get(const std::string& path, int* status) const {
+  return http_get(port_, path, status);
+}
+
+std::string url_encode(const std::string& s) {
+  std::string out;
+  char buf[4];
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      std::snprintf(buf, sizeof(buf), "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+Background::Background(const std::vector<std::string>& argv) {
+  char path[] = "/tmp/tcpka-bg-XXXXXX";
+  const int log_fd = mkstemp(path);
+  if (log_fd < 0) die("mkstemp");
+  log_path_ = path;
+  pid_ = spawn(argv, log_fd, log_fd);
+  close(log_fd);
+}
+
+Background::~Background() {
+  stop_process(pid_);
+  unlink(log_path_.c_str());
+}
+
+std::string Background::log() const {
+  return read_file(log_path_);
+}
+
+bool Background::running() {
+  return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0;
+}
+
+std::string http_get(uint16_t port, const std::string& path, int* status) {
   if (status) *status = 0;
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
-  a.sin_port = htons(port_);
+  a.sin_port = htons(port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   timeval tv{5, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -257,14 +298,18 @@ std::string Agent::get(const std::string& path, int* status) const {
     close(fd);
     return "";
   }
-  const std::string req = "GET " + path + " HTTP/1.1\r\nHost: test\r\n\r\n";
+  // HTTP/1.0: no chunked answers to decode.
+  const std::string req = "GET " + path + " HTTP/1.0\r\nHost: test\r\n\r\n";
   send(fd, req.data(), req.size(), MSG_NOSIGNAL);
   std::string resp;
   char buf[65536];
   for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0;) resp.append(buf, n);
   close(fd);
   const size_t sep = resp.find("\r\n\r\n");
-  if (resp.rfind("HTTP/1.1 ", 0) != 0 || sep == std::string::npos) return "";
+  if ((resp.rfind("HTTP/1.1 ", 0) != 0 && resp.rfind("HTTP/1.0 ", 0) != 0) ||
+      sep == std::string::npos) {
+    return "";
+  }
   if (status) *status = std::stoi(resp.substr(9, 3));
   return resp.substr(sep + 4);
 }

@@ -103,6 +103,25 @@ class Agent {
   std::string log_path_;
 };
 
+// HTTP GET on 127.0.0.1:port in the current netns; the body, "" on failure.
+std::string http_get(uint16_t port, const std::string& path, int* status = nullptr);
+std::string url_encode(const std::string& s);
+
+// Any program in the background, its output in a log file; SIGTERM on destruction.
+class Background {
+ public:
+  explicit Background(const std::vector<std::string>& argv);
+  ~Background();
+  Background(const Background&) = delete;
+  Background& operator=(const Background&) = delete;
+  std::string log() const;
+  bool running();
+
+ private:
+  pid_t pid_ = -1;
+  std::string log_path_;
+};
+
 // Sum of the samples of a metric whose labels include all of `labels`.
 double metric(const std::string& body, const std::string& name,
               const std::map<std::string, std::string>& labels = {});
