@@ -14,6 +14,7 @@ packages=(
   libgtest-dev libgmock-dev
   nftables iproute2     # test namespaces and packet drops
   prometheus            # promtool (rule tests, metrics lint) and a real server for the e2e test
+  python3 python3-yaml  # tests/deploy checks
 )
 
 missing=()
