@@ -94,7 +94,9 @@ AuditRow decode_rec(const tka_sock_rec& r, unsigned hz,
   row.keepalive_intvl = r.ka_intvl_j / hz;
   row.keepalive_cnt = r.ka_probes;
   row.probes_out = r.probes_out;
-  row.idle_seconds = static_cast<double>(r.lastrcv_j) / hz;
+  // A listener never receives data itself: its lrcvtime is 0, and "idle
+  // since boot" would make every listener match --idle-over.
+  row.idle_seconds = row.state == "listen" ? 0 : static_cast<double>(r.lastrcv_j) / hz;
   if (r.since_ns && r.now_ns >= r.since_ns) {
     const double age = static_cast<double>(r.now_ns - r.since_ns) / 1e9;
     if (r.since_exact) {
