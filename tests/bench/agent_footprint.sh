@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: the resident memory and CPU of `tcpka run` with SOCKETS sockets
 # held open on the host (default audit interval, no keepalive traffic).
-# usage: tests/bench/agent_footprint.sh SOCKETS [SECONDS]   (as root, after a build)
+# usage: tests/bench/agent_footprint.sh SOCKETS [SECONDS [tcpka run flags...]]   (as root, after a build)
 # Creates its own network namespace and holder processes, removes them on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -31,7 +31,7 @@ while ((conns > 0)); do
   conns=$((conns - n))
 done
 rm -f "$fifo"
-nsenter --net=/run/netns/"$ns" "$tcpka" run --listen 127.0.0.1:9977 2> /dev/null &
+nsenter --net=/run/netns/"$ns" "$tcpka" run --listen 127.0.0.1:9977 "${@:3}" 2> /dev/null &
 agent=$!
 pids+=("$agent")
 sleep 3  # start-up and first audit
