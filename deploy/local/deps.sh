@@ -24,6 +24,9 @@ done
 # `kubectl kustomize` renders deploy/kubernetes offline. Debian ships kubectl
 # as kubernetes-client; a kubectl installed some other way serves as well.
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+# tests/deploy/validate_manifests.sh installs its pinned schema validators
+# with npm (the machines ship node 20; Debian's nodejs is the fallback).
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
