@@ -138,6 +138,46 @@ TEST(AgentCli, BadArgumentsExitTwoNamingTheValueAndLoadNothing) {
   EXPECT_EQ(count_our_programs(), 0);
 }
 
+// The capability set of deploy/kubernetes/daemonset.yaml, and nothing else.
+constexpr const char* kDaemonSetCaps = "-all,+bpf,+perfmon,+syslog,+net_admin";
+
+TEST(AgentCapabilities, RunsWithExactlyTheDaemonSetsCapabilities) {
+  ASSERT_EQ(geteuid(), 0u);
+  TestNetns netns;
+  TestCgroup cgroup(false);
+  Background agent({"/usr/bin/setpriv", std::string("--bounding-set=") + kDaemonSetCaps,
+                    "--inh-caps=-all", agent_binary(), "run", "--listen", "127.0.0.1:9977",
+                    "--keepalive-cgroup", cgroup.abs(), "--keepalive-idle", "30",
+                    "--keepalive-intvl", "5", "--keepalive-cnt", "3"});
+  ASSERT_TRUE(eventually(
+      [&] {
+        int status = 0;
+        http_get(9977, "/healthz", &status);
+        return status == 200;
+      },
+      seconds(15)))
+      << agent.log();
+  const std::string m = http_get(9977, "/metrics");
+  EXPECT_EQ(metric(m, "tcpka_bpf_program_attached"), 8) << m;  // 7 + the sockops policy
+  EXPECT_EQ(sockops_programs(cgroup.abs()), 1);
+}
+
+TEST(AgentCapabilities, WithoutSyslogCheckNamesTheMissingCapability) {
+  ASSERT_EQ(geteuid(), 0u);
+  std::string out;
+  EXPECT_EQ(sh("setpriv --bounding-set=-all,+bpf,+perfmon,+net_admin --inh-caps=-all " +
+                   agent_binary() + " check 2>&1",
+               &out),
+            1)
+      << out;
+  EXPECT_NE(out.find("CAP_SYSLOG"), std::string::npos) << out;
+  EXPECT_EQ(sh(std::string("setpriv --bounding-set=") + kDaemonSetCaps + " --inh-caps=-all " +
+                   agent_binary() + " check 2>&1",
+               &out),
+            0)
+      << out;
+}
+
 TEST(AgentRun, MetricsExposeBuildProgramsAndSignals) {
   ASSERT_EQ(geteuid(), 0u);
   TestNetns netns;
