@@ -55,8 +55,12 @@ void Aggregator::add(const Event& e, const std::string& cgroup) {
         ++counts.kills_timeout;
       }
       // Kept until its gone event: the application may hold the dead
-      // socket open for a while, and the audit shows it with its kill.
-      if (sock) ++sock->kills;
+      // socket open for a while, and the audit shows it with its kill. A
+      // socket the kernel could not track gets no gone event: drop it now.
+      if (sock) {
+        ++sock->kills;
+        if (!e.gone_follows) sockets_.erase(it);
+      }
       break;
     case EventKind::kGone:
       break;

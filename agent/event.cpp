@@ -95,6 +95,7 @@ bool decode_event(const void* data, size_t size, Event* out) {
   e.err = raw.err;
   e.probes_out = raw.probes_out;
   e.state = raw.state;
+  e.gone_follows = raw.gone_follows != 0;
   *out = std::move(e);
   return true;
 }

@@ -39,6 +39,7 @@ struct Event {
   int err = 0;
   unsigned probes_out = 0;
   unsigned state = 0;
+  bool gone_follows = false;  // kills: a kGone event will end the socket's entry
 };
 
 // Returns false when the record is not a well-formed tka_event (size, enum

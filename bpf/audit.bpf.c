@@ -105,7 +105,8 @@ int tka_iter_socks(struct bpf_iter__task_file *ctx)
 	if (!sock)
 		return 0;
 	sk = sock->sk;
-	if (!sk || sk->sk_protocol != TKA_IPPROTO_TCP)
+	/* SOCK_STREAM too: a raw IPPROTO_TCP socket is no tcp_sock. */
+	if (!sk || sk->sk_protocol != TKA_IPPROTO_TCP || sk->sk_type != TKA_SOCK_STREAM)
 		return 0;
 
 	const struct tcp_sock *tp = (void *)sk;

@@ -44,9 +44,15 @@ struct {
 
 #define TKA_SOCK_UNANSWERED 1
 
+/* What we keep of a probed socket. */
+struct tka_probed_val {
+	__u16 sport; /* tcp_set_state(CLOSE) may clear skc_num before destroy */
+	__u8 flags;  /* TKA_SOCK_* */
+	__u8 pad;
+};
+
 /*
- * Sockets we saw probed, keyed by the address of their struct sock, value
- * TKA_SOCK_* flags. This would live in sk_storage, but the timer hooks only
+ * Sockets we saw probed, keyed by the address of their struct sock. This would live in sk_storage, but the timer hooks only
  * have the timer_list: the sock derived from it is not a trusted pointer and
  * the verifier refuses it to bpf_sk_storage_get(). Entries are deleted in
  * tcp_destroy_sock, before the memory can be reused, so an address names one
@@ -58,17 +64,18 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
-	__type(value, __u8);
+	__type(value, struct tka_probed_val);
 } tka_probed SEC(".maps");
 
 /* The keepalive-timer callback running on this CPU, if any. */
 struct tka_bracket {
 	__u64 sk;            /* struct sock address, 0 when none */
+	__u32 portpair;      /* skc_portpair at entry: names this socket at exit */
 	__u16 sport;         /* local port at entry: tcp_done() may clear it */
 	__u8 state;          /* TCP state at entry: CLOSE once tcp_done() ran */
 	__u8 probes_before;  /* icsk_probes_out at entry */
 	__u8 killed;         /* a kill was seen inside the callback */
-	__u8 pad[3];
+	__u8 pad[7];
 };
 
 struct {
@@ -87,6 +94,14 @@ static __always_inline void tka_count_drop(__u32 reason)
 		__sync_fetch_and_add(&tka_drops[reason], 1);
 }
 
+/* Whether tka_destroy will report this socket's end. */
+static __always_inline __u8 tka_gone_follows(const struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+
+	return bpf_map_lookup_elem(&tka_probed, &key) ? 1 : 0;
+}
+
 /* A filled event, not yet submitted; NULL (and counted) when the ring is full. */
 static __always_inline struct tka_event *tka_reserve(const struct sock *sk, __u8 kind, __u8 outcome,
 						     __s32 err, __u64 cookie)
@@ -98,6 +113,7 @@ static __always_inline struct tka_event *tka_reserve(const struct sock *sk, __u8
 		return NULL;
 	}
 	tka_fill(e, sk, kind);
+	e->gone_follows = kind == TKA_EV_KILL ? tka_gone_follows(sk) : 0;
 	e->outcome = outcome;
 	e->err = err;
 	if (cookie)
@@ -145,17 +161,18 @@ int BPF_PROG(tka_timer_entry, struct timer_list *timer)
 	if (BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_FIN_WAIT2 && tka_sock_dead(sk))
 		return 0;
 	b->sk = key;
+	b->portpair = BPF_CORE_READ(sk, __sk_common.skc_portpair);
 	b->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	b->state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	b->probes_before = probes;
 	b->killed = 0;
 
 	if (probes == 0) {
-		__u8 *flags = bpf_map_lookup_elem(&tka_probed, &key);
+		struct tka_probed_val *v = bpf_map_lookup_elem(&tka_probed, &key);
 
 		/* Only an ACK resets icsk_probes_out (tcp_ack): the peer answered. */
-		if (flags && (*flags & TKA_SOCK_UNANSWERED)) {
-			*flags &= ~TKA_SOCK_UNANSWERED;
+		if (v && (v->flags & TKA_SOCK_UNANSWERED)) {
+			v->flags &= ~TKA_SOCK_UNANSWERED;
 			tka_emit(sk, TKA_EV_RECOVERED, TKA_OUTCOME_NONE, 0, 0);
 		}
 	}
@@ -165,18 +182,27 @@ int BPF_PROG(tka_timer_entry, struct timer_list *timer)
 SEC("tp_btf/timer_expire_exit")
 int BPF_PROG(tka_timer_exit, struct timer_list *timer)
 {
-	if (timer->function != (void *)&tcp_keepalive_timer)
-		return 0;
-
-	const struct sock *sk = (void *)timer - bpf_core_field_offset(struct sock, sk_timer);
+	/* The callback ended with sock_put(): the sock, and the timer inside
+	 * it, may be freed by now. Match the bracket by address before reading
+	 * anything through the pointer.
+	 */
 	struct tka_bracket *b = tka_bracket();
-	__u64 key = (__u64)sk;
+	__u64 key = (__u64)timer - bpf_core_field_offset(struct sock, sk_timer);
 
-	if (!b || b->sk != key)
+	if (!b || !b->sk || b->sk != key)
 		return 0;
 	b->sk = 0;
 	/* A killed socket may already be freed: read nothing more from it. */
 	if (b->killed)
+		return 0;
+
+	const struct sock *sk = (void *)key;
+	/* TCP socks are SLAB_TYPESAFE_BY_RCU: freed memory may already hold
+	 * another socket. Its ports tell; a socket that died in the callback
+	 * without a kill we saw (an allocation failure, a close on another CPU)
+	 * is skipped the same way, or by the port tcp_done() cleared.
+	 */
+	if (BPF_CORE_READ(sk, __sk_common.skc_portpair) != b->portpair)
 		return 0;
 
 	__u8 probes = BPF_CORE_READ((struct inet_connection_sock *)sk, icsk_probes_out);
@@ -187,13 +213,17 @@ int BPF_PROG(tka_timer_exit, struct timer_list *timer)
 	if (probes <= b->probes_before)
 		return 0;
 
+	struct tka_probed_val *cur = bpf_map_lookup_elem(&tka_probed, &key);
 	__u8 flags = probes >= 2 ? TKA_SOCK_UNANSWERED : 0;
-	__u8 *cur = bpf_map_lookup_elem(&tka_probed, &key);
 
-	if (cur)
-		*cur |= flags;
-	else if (bpf_map_update_elem(&tka_probed, &key, &flags, BPF_NOEXIST))
-		tka_count_drop(TKA_DROP_SOCKMAP);
+	if (cur) {
+		cur->flags |= flags;
+	} else {
+		struct tka_probed_val v = {.sport = b->sport, .flags = flags};
+
+		if (bpf_map_update_elem(&tka_probed, &key, &v, BPF_NOEXIST))
+			tka_count_drop(TKA_DROP_SOCKMAP);
+	}
 	tka_emit(sk, TKA_EV_PROBE, TKA_OUTCOME_NONE, 0, 0);
 	return 0;
 }
@@ -245,8 +275,8 @@ int BPF_PROG(tka_err_report, const struct sock *sk)
 	if (!e)
 		return 0;
 	/* tcp_write_err() reports after tcp_done(): the socket is already
-	 * CLOSE and an accepted one has given its port back. Report it as it
-	 * was when the timer fired.
+	 * CLOSE and may have given its port back (inet_put_port). Report it as
+	 * it was when the timer fired.
 	 */
 	e->sport = b->sport;
 	e->state = b->state;
@@ -284,10 +314,21 @@ SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(tka_destroy, struct sock *sk)
 {
 	__u64 key = (__u64)sk;
+	struct tka_probed_val *v = bpf_map_lookup_elem(&tka_probed, &key);
+	__u16 sport;
 
-	if (!bpf_map_lookup_elem(&tka_probed, &key))
+	if (!v)
 		return 0;
+	sport = v->sport;
 	bpf_map_delete_elem(&tka_probed, &key);
-	tka_emit(sk, TKA_EV_GONE, TKA_OUTCOME_NONE, 0, bpf_get_socket_cookie(sk));
+	struct tka_event *e =
+		tka_reserve(sk, TKA_EV_GONE, TKA_OUTCOME_NONE, 0, bpf_get_socket_cookie(sk));
+	if (!e)
+		return 0;
+	/* tcp_set_state(TCP_CLOSE) gave an ephemeral port back (inet_put_port):
+	 * name the socket by the port it had while we watched it.
+	 */
+	e->sport = sport;
+	bpf_ringbuf_submit(e, 0);
 	return 0;
 }

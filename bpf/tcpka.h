@@ -27,7 +27,7 @@ enum tka_event_kind {
 	TKA_EV_PROBE = 1,     /* the keepalive timer sent one probe */
 	TKA_EV_RECOVERED = 2, /* >= 2 probes were out, then the peer answered */
 	TKA_EV_KILL = 3,      /* keepalive ended the connection */
-	TKA_EV_GONE = 4,      /* a socket we reported on was destroyed */
+	TKA_EV_GONE = 4,      /* a socket we reported a probe on was destroyed */
 };
 
 /* How a kill happened. */
@@ -75,7 +75,8 @@ struct tka_event {
 	tka_u8 direction;  /* enum tka_direction */
 	tka_u8 probes_out; /* icsk_probes_out after the event */
 	tka_u8 state;      /* TCP state (kernel numbering) */
-	tka_u8 pad[5];
+	tka_u8 gone_follows; /* kills: 1 when a TKA_EV_GONE will follow for this socket */
+	tka_u8 pad[4];
 };
 
 /* Keepalive policy (sockops.bpf.c), one per cgroup; the agent updates it

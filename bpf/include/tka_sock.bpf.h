@@ -2,7 +2,7 @@
 /*
  * Reading a struct sock into a tka_event. Everything goes through CO-RE
  * reads so the same code works on trusted pointers (tracepoint arguments) and
- * on the untrusted sock we derive from a timer with bpf_rdonly_cast().
+ * on the sock we derive from a timer_list by pointer arithmetic.
  */
 #ifndef TKA_SOCK_BPF_H
 #define TKA_SOCK_BPF_H
@@ -15,6 +15,7 @@
 #define TKA_AF_INET 2
 #define TKA_AF_INET6 10
 #define TKA_IPPROTO_TCP 6
+#define TKA_SOCK_STREAM 1
 #define TKA_ETIMEDOUT 110
 #define TKA_ECONNRESET 104
 #define TKA_EPIPE 32
@@ -53,6 +54,7 @@ static __always_inline void tka_fill(struct tka_event *e, const struct sock *sk,
 	e->direction = tka_direction(sk);
 	__builtin_memset(e->saddr, 0, sizeof(e->saddr));
 	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
+	e->gone_follows = 0;
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
 	if (family == TKA_AF_INET6) {
 		BPF_CORE_READ_INTO(&e->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);

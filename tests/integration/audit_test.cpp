@@ -254,15 +254,22 @@ TEST_F(AuditTest, KeepaliveFlagAndEffectiveValuesAgreeWithGetsockoptAndSs) {
 }
 
 TEST_F(AuditTest, IdleSocketsWithoutKeepaliveCountedPastTheThreshold) {
+  // The agent first: its start-up time must not count towards the idle time.
+  Agent agent({"--audit-interval", "1", "--idle-threshold", "3"});
   TestCgroup cgroup;
   Listener l = listen_on(AF_INET);
   Conn bare = connect_pair(l), guarded = connect_pair(l);
   set_keepalive(guarded.client, 600, 60, 5);
   set_keepalive(guarded.server, 600, 60, 5);
   cgroup.leave();
-  Agent agent({"--audit-interval", "1", "--idle-threshold", "3"});
   const std::map<std::string, std::string> cg = {{"cgroup", cgroup.path()}};
   const char* kIdle = "tcpka_idle_sockets_without_keepalive";
+  EXPECT_TRUE(eventually(
+      [&] {
+        return metric(agent.metrics(), "tcpka_sockets",
+                      {{"cgroup", cgroup.path()}, {"state", "established"}}) == 4;
+      },
+      seconds(3)));
   EXPECT_EQ(metric(agent.metrics(), kIdle, cg), 0) << "not idle long enough yet";
   // Both ends of the bare connection, never the guarded one.
   EXPECT_TRUE(eventually([&] { return metric(agent.metrics(), kIdle, cg) == 2; }, seconds(6)))
@@ -273,6 +280,18 @@ TEST_F(AuditTest, IdleSocketsWithoutKeepaliveCountedPastTheThreshold) {
   EXPECT_EQ(metric(agent.metrics(), "tcpka_sockets",
                    {{"cgroup", cgroup.path()}, {"state", "established"}}),
             4);
+}
+
+TEST_F(AuditTest, RawTcpSocketsAreNotTcpConnections) {
+  const int raw = socket(AF_INET, SOCK_RAW, IPPROTO_TCP);
+  ASSERT_GE(raw, 0) << strerror(errno);
+  Listener l = listen_on(AF_INET);
+  int in_netns = 0;
+  for (const auto& r : json_objects(audit("--json"))) {
+    in_netns += json_field(r, "netns") == std::to_string(netns_->inode());
+  }
+  EXPECT_EQ(in_netns, 1) << "only the listener: a raw socket has no TCP state to read";
+  close(raw);
 }
 
 TEST_F(AuditTest, FiltersOnTheCommandLineAndOverHttp) {

@@ -47,8 +47,12 @@ class KeepaliveTest : public ::testing::TestWithParam<std::string> {
     l["cgroup"] = cgroup_->path();
     return l;
   }
+  // A metric of our cgroup. The scrape itself must have worked: an empty
+  // answer would read as 0 and pass every "nothing counted" check.
   double value(const char* name, Labels l = {}) {
-    return metric(agent_->metrics(), name, in_cgroup(std::move(l)));
+    const std::string body = agent_->metrics();
+    EXPECT_NE(body.find("\ntcpka_build_info{"), std::string::npos) << "scrape failed";
+    return metric(body, name, in_cgroup(std::move(l)));
   }
   // Waits until the agent's probe total equals the kernel's TCPKeepAlive,
   // then asserts it: call only once probing has stopped.
@@ -100,6 +104,13 @@ TEST_P(KeepaliveTest, PeerDeadKilledByTimeout) {
   EXPECT_EQ(value(kKills, {{"outcome", "reset"}}), 0);
   expect_probes_match_kernel();
   EXPECT_EQ(value(kRecovered), 0);
+  // The dead socket stays in the agent's table until the application closes it.
+  EXPECT_GE(metric(agent_->metrics(), "tcpka_tracked_sockets"), 1);
+  close(c.client);
+  c.client = -1;
+  EXPECT_TRUE(eventually([&] { return metric(agent_->metrics(), "tcpka_tracked_sockets") == 0; },
+                         seconds(5)))
+      << "the gone event must find the entry the probes made";
 }
 
 TEST_P(KeepaliveTest, PeerRebootedKilledByReset) {

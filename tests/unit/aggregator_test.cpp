@@ -162,6 +162,7 @@ TEST(AggregatorTest, KillKeepsSocketUntilGone) {
     ASSERT_TRUE(agg.socket(e.sock).has_value());
     e.kind = EventKind::kKill;
     e.outcome = o;
+    e.gone_follows = true;
     agg.add(e, "/ssh");
     // The application may still hold the dead socket: the audit shows its kill.
     ASSERT_TRUE(agg.socket(e.sock).has_value());
@@ -174,9 +175,23 @@ TEST(AggregatorTest, KillKeepsSocketUntilGone) {
   }
 }
 
+TEST(AggregatorTest, KillWithoutGoneEventDropsTheSocketAtOnce) {
+  Aggregator agg(100, 100);
+  Event e = probe(Direction::kOutbound, 50000, 443);
+  agg.add(e, "/app");
+  e.kind = EventKind::kKill;
+  e.outcome = Outcome::kTimeout;
+  e.gone_follows = false;  // the kernel map was full: no gone event will come
+  agg.add(e, "/app");
+  EXPECT_FALSE(agg.socket(e.sock).has_value());
+  EXPECT_EQ(agg.snapshot().sockets, 0u);
+  EXPECT_EQ(agg.snapshot().series.at(key(Direction::kOutbound, "443", "/app")).kills_timeout, 1u);
+}
+
 TEST(AggregatorTest, KillOfUnseenSocketTracksItWithItsKill) {
   Aggregator agg(100, 100);
   Event e = make_event(EventKind::kKill, Direction::kInbound, 22, 60000, Outcome::kTimeout);
+  e.gone_follows = true;
   agg.add(e, "/ssh");
   ASSERT_TRUE(agg.socket(e.sock).has_value());
   EXPECT_EQ(agg.socket(e.sock)->kills, 1u);

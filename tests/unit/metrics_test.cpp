@@ -135,8 +135,9 @@ TEST_F(MetricsTest, AgentSamples) {
   EXPECT_THAT(out, HasSubstr("tcpka_events_dropped_total{reason=\"decode_error\"} 4\n"));
   EXPECT_THAT(out, HasSubstr("\ntcpka_series_overflow_total 1\n"));
   EXPECT_THAT(out, HasSubstr("\ntcpka_series_removed_total 6\n"));
-  // Sockets: every one with an event stays tracked until its gone event.
-  EXPECT_THAT(out, HasSubstr("\ntcpka_tracked_sockets 5\n"));
+  // Sockets: the killed ones had no gone event to wait for (gone_follows
+  // false), so only the two probed ones stay tracked.
+  EXPECT_THAT(out, HasSubstr("\ntcpka_tracked_sockets 2\n"));
   EXPECT_THAT(out, HasSubstr("\ntcpka_untracked_sockets_total 0\n"));
 }
 
