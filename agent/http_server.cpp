@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <system_error>
 
 namespace tcpka {
 
@@ -171,7 +172,14 @@ void HttpServer::accept_loop() {
     if (pfd[1].revents) return;
     if (!(pfd[0].revents & POLLIN)) continue;
     int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;  // ECONNABORTED, EMFILE...: keep serving the others
+    if (fd < 0) {
+      // Out of descriptors: the pending connection stays readable, so back
+      // off instead of spinning on poll(); others (ECONNABORTED) are transient.
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      continue;
+    }
     timeval tv{limits_.request_timeout_ms / 1000, (limits_.request_timeout_ms % 1000) * 1000};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -188,7 +196,15 @@ void HttpServer::accept_loop() {
     }
     open_.insert(fd);
     lock.unlock();
-    std::thread([this, fd] { serve(fd); }).detach();
+    try {
+      std::thread([this, fd] { serve(fd); }).detach();
+    } catch (const std::system_error&) {
+      // No thread to be had (pids limit): refuse this one, keep the agent.
+      std::lock_guard relock(mu_);
+      open_.erase(fd);
+      ::close(fd);
+      if (open_.empty()) idle_.notify_all();
+    }
   }
 }
 

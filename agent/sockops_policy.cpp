@@ -29,16 +29,6 @@ std::string errstr(int err) {
   return strerror(err < 0 ? -err : err);
 }
 
-// An fd closed on scope exit.
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f) : fd(f) {}
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-};
 
 bool bpffs_mounted(const char* dir) {
   struct statfs fs {};
@@ -121,12 +111,16 @@ Result<std::unique_ptr<SockopsPolicy>> SockopsPolicy::attach(const ResolvedPolic
   self->skel_ = *skel;
   const std::string where = "cgroup " + p.dir.rel;
 
-  Fd cg(::open(p.dir.abs.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (cg.fd < 0) return Error{where + ": " + errstr(errno)};
-  // Serialise agents starting at once: the check below and the attach must
-  // not interleave, or two could each find the cgroup free.
-  Fd lock(::open("/run/tcpka-keepalive.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (lock.fd >= 0) ::flock(lock.fd, LOCK_EX);
+  self->cgroup_fd_ = ::open(p.dir.abs.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (self->cgroup_fd_ < 0) return Error{where + ": " + errstr(errno)};
+  // The lock is on the cgroup directory itself, held as long as we own the
+  // policy: it is the same inode for every process on the host, whatever
+  // its mount namespace, and the kernel drops it when the holder dies. So a
+  // start can never take a policy from an agent that is still running.
+  if (::flock(self->cgroup_fd_, LOCK_EX | LOCK_NB) != 0) {
+    return Error{where + " already has a tcpka keepalive policy held by another running agent"};
+  }
+  const int cg_fd = self->cgroup_fd_;
 
   const std::string pin = pin_path(p.dir.id);
   bpf_program* prog = self->skel_->progs.tka_sockops;
@@ -147,17 +141,13 @@ Result<std::unique_ptr<SockopsPolicy>> SockopsPolicy::attach(const ResolvedPolic
     }
     return self;
   }
-  // A link of a process that is still exiting goes within moments; one that
-  // stays belongs to another running agent, and two would stack.
-  for (int i = 0; our_programs_on(cg.fd) > 0; ++i) {
-    if (i == 20) {
-      return Error{where +
-                   " already has a tcpka keepalive policy attached by another running "
-                   "agent"};
-    }
+  // We hold the lock, so a program still there belongs to an agent that
+  // died moments ago (its link goes with its last fd) or to another tool.
+  for (int i = 0; our_programs_on(cg_fd) > 0; ++i) {
+    if (i == 20) return Error{where + " has a tka_sockops program that is not ours"};
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  bpf_link* link = bpf_program__attach_cgroup(prog, cg.fd);
+  bpf_link* link = bpf_program__attach_cgroup(prog, cg_fd);
   if (!link) return Error{where + ": attaching sockops failed: " + errstr(errno)};
   self->link_ = link;
   if (persist) {
@@ -176,6 +166,7 @@ SockopsPolicy::~SockopsPolicy() {
     bpf_link__destroy(link_);
   }
   if (skel_) sockops_bpf__destroy(skel_);
+  if (cgroup_fd_ >= 0) ::close(cgroup_fd_);  // releases the flock
 }
 
 Result<void> SockopsPolicy::update(const ResolvedPolicy& p) {
@@ -197,7 +188,16 @@ std::array<uint64_t, TKA_SO__COUNT> SockopsPolicy::stats() const {
 }
 
 ProgramState SockopsPolicy::state() const {
-  return ProgramState{"tka_sockops", "sockops:" + policy_.dir.rel, link_ != nullptr};
+  // Still attached? A removed cgroup, or `keepalive remove` on a pinned
+  // policy, detaches the link under us: the kernel then reports no cgroup.
+  bool attached = false;
+  if (link_) {
+    bpf_link_info info{};
+    __u32 len = sizeof(info);
+    attached = bpf_obj_get_info_by_fd(bpf_link__fd(link_), &info, &len) == 0 &&
+               info.cgroup.cgroup_id != 0;
+  }
+  return ProgramState{"tka_sockops", "sockops:" + policy_.dir.rel, attached};
 }
 
 Result<void> PolicySet::reconcile(const std::vector<ResolvedPolicy>& wanted) {

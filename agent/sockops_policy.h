@@ -55,6 +55,7 @@ class SockopsPolicy {
   SockopsPolicy() = default;
   sockops_bpf* skel_ = nullptr;
   bpf_link* link_ = nullptr;
+  int cgroup_fd_ = -1;  // flock()ed for our lifetime: one agent per cgroup
   bool persist_ = false;
   ResolvedPolicy policy_;
 };

@@ -303,6 +303,36 @@ TEST_F(SockopsTest, PersistSurvivesRestartsAndRemoveCleans) {
   if (mounted_here) umount("/sys/fs/bpf");
 }
 
+TEST_F(SockopsTest, SecondAgentCannotTakeARunningAgentsPolicy) {
+  struct statfs fs {};
+  bool mounted_here = false;
+  if (statfs("/sys/fs/bpf", &fs) != 0 || fs.f_type != kBpfFsMagic) {
+    ASSERT_EQ(mount("bpf", "/sys/fs/bpf", "bpf", 0, nullptr), 0) << strerror(errno);
+    mounted_here = true;
+  }
+  auto args = policy_args(7, 3, 4);
+  args.push_back("--keepalive-persist");
+  start_agent(args);
+  const auto ids = sockops_program_ids(target_->abs());
+  ASSERT_EQ(ids.size(), 1u);
+  // Even with a pinned link to take over, a second agent must refuse.
+  std::string err;
+  EXPECT_EQ(
+      sh("timeout 10 " + agent_binary() +
+             " run --listen 127.0.0.1:9978 --keepalive-persist --keepalive-cgroup " +
+             target_->abs() + " --keepalive-idle 9 --keepalive-intvl 1 --keepalive-cnt 1 2>&1",
+         &err),
+      1)
+      << err;
+  EXPECT_NE(err.find("another running agent"), std::string::npos) << err;
+  EXPECT_EQ(sockops_program_ids(target_->abs()), ids) << "the first agent keeps its program";
+  // Removing the pinned policy under the running agent shows as detached.
+  ASSERT_EQ(sh(agent_binary() + " keepalive remove --cgroup " + target_->abs()), 0);
+  EXPECT_EQ(metric_of("tcpka_bpf_program_attached", {{"program", "tka_sockops"}}), 0);
+  agent_.reset();
+  if (mounted_here) umount("/sys/fs/bpf");
+}
+
 TEST_F(SockopsTest, SighupChangesValuesWithoutReattaching) {
   // The policy comes from a config file the test rewrites.
   char path[] = "/tmp/tcpka-policy-XXXXXX";
