@@ -283,9 +283,17 @@ Result<std::unique_ptr<AuditBpf>> AuditBpf::load(const AuditOptions& opts) {
   if (!opts.state_pin.empty()) {
     const int fd = bpf_obj_get(opts.state_pin.c_str());
     // A pin left by a crashed agent is reused: its entries are still right
-    // for the sockets they belong to. One that does not fit is replaced.
+    // for the sockets they belong to. One of another layout (an older
+    // version) would fail the load: the agent replaces it, `audit` ignores it.
     if (fd >= 0) {
-      reused = bpf_map__reuse_fd(skel->maps.tka_state, fd) == 0;
+      bpf_map_info info{};
+      __u32 len = sizeof(info);
+      const bool fits =
+          bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+          info.type == BPF_MAP_TYPE_SK_STORAGE &&
+          info.value_size == bpf_map__value_size(skel->maps.tka_state) &&
+          info.key_size == bpf_map__key_size(skel->maps.tka_state);
+      if (fits) reused = bpf_map__reuse_fd(skel->maps.tka_state, fd) == 0;
       ::close(fd);
     }
   }
@@ -294,7 +302,7 @@ Result<std::unique_ptr<AuditBpf>> AuditBpf::load(const AuditOptions& opts) {
   }
   self->iter_link_ = bpf_program__attach_iter(skel->progs.tka_iter_socks, nullptr);
   if (!self->iter_link_) return Error{"attaching the socket iterator failed: " + errstr(errno)};
-  if (opts.track_states) {
+  if (opts.track_states && opts.attach) {
     self->state_link_ = bpf_program__attach(skel->progs.tka_set_state);
     if (!self->state_link_) {
       return Error{"attaching tka_set_state (tp_btf/inet_sock_set_state) failed: " + errstr(errno)};

@@ -83,6 +83,8 @@ struct AuditOptions {
   bool mark_first_seen = false;  // iterator records first sightings
   // Pinned state map shared between the agent and `tcpka audit`; "" = none.
   std::string state_pin;
+  // false: load tka_set_state (when tracking) but do not attach it (check).
+  bool attach = true;
 };
 
 class AuditBpf {

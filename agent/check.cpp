@@ -3,7 +3,9 @@
 // again before returning.
 #include <cstdio>
 
+#include "audit.h"
 #include "bpf_loader.h"
+#include "sockops_policy.h"
 #include "commands.h"
 #include "kernel_features.h"
 
@@ -27,7 +29,19 @@ int run_check(const RunConfig& cfg) {
     std::printf("result: cannot run: %s\n", bpf.error().c_str());
     return 1;
   }
-  std::printf("result: ok (%zu programs load)\n", plan->programs.size());
+  // The audit (state tracker and iterator) is part of every `run`.
+  auto audit = AuditBpf::load(AuditOptions{true, false, "", false});
+  if (!audit) {
+    std::printf("result: cannot run: %s\n", audit.error().c_str());
+    return 1;
+  }
+  // Keepalive policies are optional: report, do not refuse.
+  const auto policies = probe_sockops_load();
+  std::printf("keepalive policies: %s\n",
+              policies ? "supported (sockops and iter/tcp programs load)"
+                       : ("NOT supported: " + policies.error()).c_str());
+  std::printf("result: ok (%zu keepalive programs and the audit load)\n",
+              plan->programs.size());
   return 0;
 }
 

@@ -237,6 +237,15 @@ std::vector<PolicySet::Stats> PolicySet::stats() const {
   return out;
 }
 
+Result<void> probe_sockops_load() {
+  for (const char* prog : {"tka_sockops", "tka_iter_apply"}) {
+    auto skel = load_sockops(prog, tka_policy{});
+    if (!skel) return Error{skel.error()};
+    sockops_bpf__destroy(*skel);
+  }
+  return {};
+}
+
 Result<bool> remove_persistent(const CgroupDir& dir) {
   const std::string pin = pin_path(dir.id);
   if (::access(pin.c_str(), F_OK) != 0) return false;
