@@ -27,11 +27,6 @@ std::string errstr(int err) {
   return strerror(err < 0 ? -err : err);
 }
 
-std::string addr_text(uint16_t family, const uint8_t* raw) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  inet_ntop(family == AF_INET6 ? AF_INET6 : AF_INET, raw, buf, sizeof(buf));
-  return buf;
-}
 
 bool known_state(std::string_view s) {
   for (unsigned i = 1; i <= 13; ++i) {
@@ -76,12 +71,7 @@ unsigned kernel_hz() {
 AuditRow decode_rec(const tka_sock_rec& r, unsigned hz,
                     const std::function<std::string(uint64_t)>& cgroup_path) {
   AuditRow row;
-  row.key.netns = r.netns;
-  row.key.family = r.family;
-  row.key.saddr = addr_text(r.family, r.saddr);
-  row.key.daddr = addr_text(r.family, r.daddr);
-  row.key.sport = r.sport;
-  row.key.dport = r.dport;
+  row.key = make_socket_key(r.netns, r.family, r.saddr, r.daddr, r.sport, r.dport);
   row.state = std::string(tcp_state_name(r.state));
   row.cookie = r.cookie;
   row.cgroup_id = r.cgroup_id;

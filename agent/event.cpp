@@ -70,6 +70,12 @@ std::string addr_text(uint16_t family, const uint8_t* raw) {
 
 }  // namespace
 
+SocketKey make_socket_key(uint32_t netns, uint16_t family, const uint8_t* saddr,
+                          const uint8_t* daddr, uint16_t sport, uint16_t dport) {
+  return SocketKey{netns, family, addr_text(family, saddr), addr_text(family, daddr), sport,
+                   dport};
+}
+
 bool decode_event(const void* data, size_t size, Event* out) {
   static_assert(sizeof(tka_event) == 80, "the ring-buffer ABI changed: update both sides");
   if (size < sizeof(tka_event)) return false;
@@ -83,12 +89,7 @@ bool decode_event(const void* data, size_t size, Event* out) {
   e.kind = static_cast<EventKind>(raw.kind - TKA_EV_PROBE);
   e.outcome = static_cast<Outcome>(raw.outcome);
   e.direction = static_cast<Direction>(raw.direction);
-  e.sock.netns = raw.netns;
-  e.sock.family = raw.family;
-  e.sock.saddr = addr_text(raw.family, raw.saddr);
-  e.sock.daddr = addr_text(raw.family, raw.daddr);
-  e.sock.sport = raw.sport;
-  e.sock.dport = raw.dport;
+  e.sock = make_socket_key(raw.netns, raw.family, raw.saddr, raw.daddr, raw.sport, raw.dport);
   e.ts_ns = raw.ts_ns;
   e.cookie = raw.cookie;
   e.cgroup_id = raw.cgroup_id;

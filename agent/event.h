@@ -28,6 +28,11 @@ struct SocketKey {
   auto operator<=>(const SocketKey&) const = default;
 };
 
+// A SocketKey from the raw fields the BPF records carry (IPv4 addresses in
+// the first 4 bytes).
+SocketKey make_socket_key(uint32_t netns, uint16_t family, const uint8_t* saddr,
+                          const uint8_t* daddr, uint16_t sport, uint16_t dport);
+
 struct Event {
   EventKind kind = EventKind::kProbe;
   Outcome outcome = Outcome::kNone;

@@ -6,35 +6,10 @@
 # connections each), then times each command RUNS times, alternating them,
 # and prints the medians and their ratio. Removes everything on exit.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
+source "$(dirname "$0")/lib.sh"
 sockets=${1:?usage: $0 SOCKETS [RUNS]}
 runs=${2:-7}
-tcpka=build/agent/tcpka
-holder=build/tests/bench/tcpka_hold_sockets
-ns=tka-bench-$$
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  ip netns del "$ns" 2>/dev/null || true
-}
-trap cleanup EXIT
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-conns=$((sockets / 2))
-per=9000
-fifo=$(mktemp -u)
-mkfifo "$fifo"
-while ((conns > 0)); do
-  n=$((conns < per ? conns : per))
-  nsenter --net=/run/netns/"$ns" "$holder" "$n" > "$fifo" &
-  pids+=($!)
-  read -r line < "$fifo"
-  [[ $line == ready ]] || { echo "holder failed" >&2; exit 1; }
-  conns=$((conns - n))
-done
-rm -f "$fifo"
+bench_hold_sockets "$sockets"
 
 now_ms() { date +%s%N; }
 time_ms() {  # runs "$@" with stdout to /dev/null, prints milliseconds
