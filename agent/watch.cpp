@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "audit.h"
 #include "cgroup.h"
 #include "commands.h"
 #include "event.h"
@@ -15,6 +16,14 @@ int run_watch(const RunConfig& cfg, bool json) {
   auto attached = load_and_attach(cfg);
   if (!attached) {
     std::fprintf(stderr, "tcpka: %s\n", attached.error().c_str());
+    return 1;
+  }
+  // The state tracker assigns socket cookies as connections establish, so
+  // probe events of sockets opened from now on carry one (the kernel
+  // assigns cookies lazily; the timer hooks cannot ask for one).
+  auto tracker = AuditBpf::load(AuditOptions{true, false, "", true});
+  if (!tracker) {
+    std::fprintf(stderr, "tcpka: %s\n", tracker.error().c_str());
     return 1;
   }
   CgroupResolver cgroups(find_cgroup2_mount().value_or(""));

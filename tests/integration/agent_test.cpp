@@ -52,6 +52,8 @@ TEST_P(WatchTest, JsonLinesDescribeProbesAndKillOfInboundSocket) {
     EXPECT_EQ(json_field(line, "netns"), std::to_string(netns.inode()));
     EXPECT_EQ(json_field(line, "cgroup"), cgroup.path());
     EXPECT_EQ(json_field(line, "state"), "established");
+    // Connected after watch started: the state tracker gave it a cookie.
+    EXPECT_NE(json_field(line, "cookie"), "null");
     if (json_field(line, "event") == "probe") {
       EXPECT_EQ(json_field(line, "outcome"), "null");
       EXPECT_EQ(json_field(line, "errno"), "0");
