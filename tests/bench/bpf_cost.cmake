@@ -1,0 +1,1 @@
+# BPF cost benchmark tools

@@ -1,0 +1,1 @@
+# all-in overhead benchmark tools
