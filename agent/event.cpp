@@ -166,7 +166,13 @@ size_t utf8_len(std::string_view s, size_t i) {
 }  // namespace
 
 std::string json_quote(std::string_view s) {
-  std::string out = "\"";
+  std::string out;
+  json_append_quoted(out, s);
+  return out;
+}
+
+void json_append_quoted(std::string& out, std::string_view s) {
+  out += '"';
   for (size_t i = 0; i < s.size(); ++i) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
     switch (c) {
@@ -201,7 +207,7 @@ std::string json_quote(std::string_view s) {
         }
     }
   }
-  return out + "\"";
+  out += '"';
 }
 
 std::string format_json(const Event& e, std::string_view cgroup) {

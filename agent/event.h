@@ -60,5 +60,7 @@ std::string format_json(const Event& e, std::string_view cgroup);
 
 // JSON string literal with quotes, escaping control characters.
 std::string json_quote(std::string_view s);
+// The same, appended to out (no temporary: the audit writes 20k rows).
+void json_append_quoted(std::string& out, std::string_view s);
 
 }  // namespace tcpka
