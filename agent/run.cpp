@@ -143,9 +143,13 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     std::fprintf(stderr, "tcpka: audit scan: %s\n", rows.error().c_str());
     return 1;
   }
+  // CLOSE_WAIT durations have a reader of their own: polled in between the
+  // keepalive ring's waits, its buffer overflowed above ~11k closes/s.
+  std::thread audit_poller([&] {
+    while (!stop.load()) auditor.poll(250);
+  });
   std::thread poller([&] {
     while (!stop.load()) {
-      auditor.poll(0);
       const int n = bpf.poll(250);
       if (n < 0 && n != -EINTR) {
         std::fprintf(stderr, "tcpka: ring buffer poll failed: %s\n", strerror(-n));
@@ -186,6 +190,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   if (!server) {
     stop = true;
     poller.join();
+    audit_poller.join();
     std::fprintf(stderr, "tcpka: %s\n", server.error().c_str());
     return 1;
   }
@@ -231,6 +236,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   server.value().reset();
   stop = true;
   poller.join();
+  audit_poller.join();
   scanner.join();
   return 0;
 }

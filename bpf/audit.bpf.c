@@ -50,9 +50,10 @@ struct {
 	__type(value, struct tka_sk_state);
 } tka_state SEC(".maps");
 
+/* 256 KiB: about 10,000 CLOSE_WAIT durations between two reads. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 16);
+	__uint(max_entries, 1 << 18);
 } tka_cw_events SEC(".maps");
 
 SEC("tp_btf/inet_sock_set_state")
