@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Benchmark: the all-in overhead of `tcpka run` on loopback traffic.
+# usage: tests/bench/overhead.sh [RUNS [SECONDS [CONNS]]]   (as root, after a build)
+# In a network namespace of its own, runs RUNS times (default 5) each of
+#   tcpka_bench_loadgen rr SECONDS CONNS   (request/response, transactions/s)
+#   tcpka_bench_loadgen churn SECONDS      (connect/accept/close, connections/s)
+# without and with `tcpka run` (default flags, started in the namespace before
+# the pair and stopped by pid after it), the two alternating, and prints each
+# run, the medians, the ratio of the medians and of each adjacent pair
+# (with/without, against the targets 0.99 and 0.97), the agent's CPU while it
+# ran and its event-drop counters after the last run.
+# Defaults: SECONDS=10, CONNS=8. Removes everything on exit.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+runs=${1:-5}
+secs=${2:-10}
+conns=${3:-8}
+loadgen=build/tests/bench/tcpka_bench_loadgen
+port=9977
+[[ -x $loadgen && -x $tcpka ]] || { echo "build first: $loadgen, $tcpka" >&2; exit 1; }
+bench_hold_sockets 0  # the namespace, nothing held
+in_ns() { nsenter --net=/run/netns/"$ns" "$@"; }
+log=$(mktemp)
+trap 'bench_cleanup; rm -f "$log" "$log.metrics"' EXIT
+revision=
+
+agent=
+start_agent() {
+  nsenter --net=/run/netns/"$ns" "$tcpka" run --listen 127.0.0.1:$port 2> "$log" &
+  agent=$!  # nsenter execs tcpka: the agent's own pid
+  pids+=("$agent")
+  local i
+  for ((i = 0; i < 300; i++)); do  # up to 30 s: loaded, attached, first audit done
+    if in_ns curl -sf -o /dev/null http://127.0.0.1:$port/healthz; then return 0; fi
+    kill -0 "$agent" 2> /dev/null || break
+    sleep 0.1
+  done
+  echo "tcpka run did not become healthy:" >&2
+  cat "$log" >&2
+  exit 1
+}
+stop_agent() {
+  local p keep=()
+  kill "$agent"
+  wait "$agent" || true
+  for p in "${pids[@]}"; do [[ $p == "$agent" ]] || keep+=("$p"); done
+  pids=("${keep[@]}")
+  agent=
+}
+ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
+hz=$(getconf CLK_TCK)
+median() { sort -g | awk '{a[NR]=$1} END {printf "%.10g\n", (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+rr_off=() rr_on=() churn_off=() churn_on=() cpu_on=()
+# Other tcpka agents or benchmarks on the host (another agent's programs would
+# run in "without" too): counted before and after each run, shown per line.
+others() { pgrep -f 'tcpka' | grep -vxF -e "$$" -e "${agent:-none}" | grep -c . || true; }
+one() {  # one: MODE (off|on) -- one rr run and one churn run
+  local rr churn t0=0 t1 w0 w1 busy0 busy1
+  busy0=$(others)
+  [[ $1 == on ]] && start_agent
+  sleep 1  # the same settling time either way
+  if [[ $1 == on ]]; then
+    t0=$(ticks "$agent")
+    w0=$(date +%s%N)
+  fi
+  rr=$(in_ns "$loadgen" rr "$secs" "$conns" 2> /dev/null)
+  churn=$(in_ns "$loadgen" churn "$secs" 2> /dev/null)
+  if [[ $1 == on ]]; then
+    t1=$(ticks "$agent")
+    w1=$(date +%s%N)
+    in_ns curl -sf -o /dev/null http://127.0.0.1:$port/healthz || { echo "agent unhealthy after the run" >&2; exit 1; }
+    in_ns curl -sf -o "$log.metrics" http://127.0.0.1:$port/metrics
+    cpu_on+=("$(awk -v d=$((t1 - t0)) -v hz="$hz" -v w=$(((w1 - w0) / 1000000)) 'BEGIN {printf "%.1f", 100 * d / hz / (w / 1000)}')")
+    stop_agent
+    rr_on+=("$rr") churn_on+=("$churn")
+    [[ -n $revision ]] || revision=$(grep -o 'revision="[^"]*"' "$log.metrics" || true)
+  else
+    rr_off+=("$rr") churn_off+=("$churn")
+  fi
+  busy1=$(others)
+  printf '%-7s rr %8s tps   churn %7s conn/s   other tcpka processes before/after: %s/%s\n' \
+    "$1" "$rr" "$churn" "$busy0" "$busy1"
+}
+
+echo "nproc=$(nproc) kernel=$(uname -r) runs=$runs seconds=$secs conns=$conns"
+for ((i = 0; i < runs; i++)); do
+  one off
+  one on
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.4f", a / b}'; }
+pair_ratios() {  # pair_ratios ON... -- OFF...: with/without of each adjacent pair
+  local -n on_=$1 off_=$2
+  local k
+  for k in "${!on_[@]}"; do ratio "${on_[$k]}" "${off_[$k]}"; echo; done
+}
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r >= t) ? "holds" : "FAILS"}'; }
+rro=$(printf '%s\n' "${rr_off[@]}" | median)
+rrn=$(printf '%s\n' "${rr_on[@]}" | median)
+cho=$(printf '%s\n' "${churn_off[@]}" | median)
+chn=$(printf '%s\n' "${churn_on[@]}" | median)
+cpu=$(printf '%s\n' "${cpu_on[@]}" | median)
+rrr=$(ratio "$rrn" "$rro")
+chr=$(ratio "$chn" "$cho")
+echo "rr (tps, $conns connections):  without median $rro (${rr_off[*]})"
+echo "                               with    median $rrn (${rr_on[*]})"
+echo "churn (connections/s):         without median $cho (${churn_off[*]})"
+echo "                               with    median $chn (${churn_on[*]})"
+echo "agent CPU during rr+churn (% of one core): median $cpu (${cpu_on[*]})"
+rrp=$(pair_ratios rr_on rr_off | median)
+chp=$(pair_ratios churn_on churn_off | median)
+echo "agent: ${revision:-revision unknown}"
+echo "agent, last run: $(grep -E '^tcpka_(events_dropped|audit[a-z_]*drop[a-z_]*)' "$log.metrics" | tr '\n' ' ')"
+echo "pair ratios rr:    $(pair_ratios rr_on rr_off | tr '\n' ' ')(median $rrp)"
+echo "pair ratios churn: $(pair_ratios churn_on churn_off | tr '\n' ' ')(median $chp)"
+echo "ratio of medians rr with/without:    $rrr (target >= 0.99: $(verdict "$rrr" 0.99))"
+echo "ratio of medians churn with/without: $chr (target >= 0.97: $(verdict "$chr" 0.97))"
