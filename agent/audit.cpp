@@ -395,9 +395,7 @@ Result<void> AuditBpf::open_events(std::function<void(double, uint64_t)> sink) {
   return {};
 }
 
-int AuditBpf::poll(int timeout_ms) {
-  return ring_buffer__poll(rb_, timeout_ms);
-}
+int AuditBpf::consume() { return ring_buffer__consume(rb_); }
 
 std::vector<ProgramState> AuditBpf::programs() const {
   std::vector<ProgramState> out = {{"tka_iter_socks", "iter/task_file", iter_link_ != nullptr}};
