@@ -31,3 +31,33 @@ bench_hold_sockets() {
   done
   rm -f "$fifo"
 }
+
+in_ns() { nsenter --net=/run/netns/"$ns" "$@"; }
+
+# start_agent [tcpka run flags...]: `tcpka run` in $ns on 127.0.0.1:$port
+# (the caller sets port and agent_log), waits until /healthz answers; sets agent.
+agent=
+start_agent() {
+  nsenter --net=/run/netns/"$ns" "$tcpka" run --listen 127.0.0.1:"$port" "$@" 2> "$agent_log" &
+  agent=$!  # nsenter execs tcpka: the agent's own pid
+  pids+=("$agent")
+  local i
+  for ((i = 0; i < 300; i++)); do  # up to 30 s: loaded, attached, first audit done
+    if in_ns curl -sf -o /dev/null http://127.0.0.1:"$port"/healthz; then return 0; fi
+    kill -0 "$agent" 2> /dev/null || break
+    sleep 0.1
+  done
+  echo "tcpka run did not become healthy:" >&2
+  cat "$agent_log" >&2
+  exit 1
+}
+
+# stop_agent: SIGTERM to the agent by pid, and forget it.
+stop_agent() {
+  local p keep=()
+  kill "$agent"
+  wait "$agent" || true
+  for p in "${pids[@]}"; do [[ $p == "$agent" ]] || keep+=("$p"); done
+  pids=("${keep[@]}")
+  agent=
+}

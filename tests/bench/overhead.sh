@@ -19,34 +19,11 @@ loadgen=build/tests/bench/tcpka_bench_loadgen
 port=9977
 [[ -x $loadgen && -x $tcpka ]] || { echo "build first: $loadgen, $tcpka" >&2; exit 1; }
 bench_hold_sockets 0  # the namespace, nothing held
-in_ns() { nsenter --net=/run/netns/"$ns" "$@"; }
 log=$(mktemp)
 trap 'bench_cleanup; rm -f "$log" "$log.metrics"' EXIT
 revision=
 
-agent=
-start_agent() {
-  nsenter --net=/run/netns/"$ns" "$tcpka" run --listen 127.0.0.1:$port 2> "$log" &
-  agent=$!  # nsenter execs tcpka: the agent's own pid
-  pids+=("$agent")
-  local i
-  for ((i = 0; i < 300; i++)); do  # up to 30 s: loaded, attached, first audit done
-    if in_ns curl -sf -o /dev/null http://127.0.0.1:$port/healthz; then return 0; fi
-    kill -0 "$agent" 2> /dev/null || break
-    sleep 0.1
-  done
-  echo "tcpka run did not become healthy:" >&2
-  cat "$log" >&2
-  exit 1
-}
-stop_agent() {
-  local p keep=()
-  kill "$agent"
-  wait "$agent" || true
-  for p in "${pids[@]}"; do [[ $p == "$agent" ]] || keep+=("$p"); done
-  pids=("${keep[@]}")
-  agent=
-}
+agent_log="$log"
 ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
 hz=$(getconf CLK_TCK)
 median() { sort -g | awk '{a[NR]=$1} END {printf "%.10g\n", (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }

@@ -22,33 +22,10 @@ port=9977
 url=http://127.0.0.1:$port/metrics
 [[ -x $loadgen && -x $tcpka ]] || { echo "build first: $loadgen, $tcpka" >&2; exit 1; }
 bench_hold_sockets 0  # the namespace, nothing held
-in_ns() { nsenter --net=/run/netns/"$ns" "$@"; }
 tmp=$(mktemp -d)
 trap 'bench_cleanup; rm -rf "$tmp"' EXIT
 
-agent=
-start_agent() {  # start_agent [tcpka run flags...]
-  nsenter --net=/run/netns/"$ns" "$tcpka" run --listen 127.0.0.1:$port "$@" 2> "$tmp/agent.log" &
-  agent=$!  # nsenter execs tcpka: the agent's own pid
-  pids+=("$agent")
-  local i
-  for ((i = 0; i < 300; i++)); do
-    if in_ns curl -sf -o /dev/null http://127.0.0.1:$port/healthz; then return 0; fi
-    kill -0 "$agent" 2> /dev/null || break
-    sleep 0.1
-  done
-  echo "tcpka run did not become healthy:" >&2
-  cat "$tmp/agent.log" >&2
-  exit 1
-}
-stop_agent() {
-  local p keep=()
-  kill "$agent"
-  wait "$agent" || true
-  for p in "${pids[@]}"; do [[ $p == "$agent" ]] || keep+=("$p"); done
-  pids=("${keep[@]}")
-  agent=
-}
+agent_log="$tmp/agent.log"
 probe_series() { in_ns curl -sf "$url" | grep -c '^tcpka_keepalive_probes_sent_total{' || true; }
 median() { sort -g | awk '{a[NR]=$1} END {printf "%.10g\n", (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
