@@ -115,7 +115,12 @@ Result<void> KeepaliveBpf::open_events(EventSink sink) {
 }
 
 int KeepaliveBpf::poll(int timeout_ms) {
-  return ring_buffer__poll(rb_, timeout_ms);
+  const int woken = ring_buffer__poll(rb_, timeout_ms);
+  if (woken < 0) return woken;
+  // Probes are submitted without a wake-up (keepalive.bpf.c): epoll reports
+  // nothing for them, so read what is there whether or not it woke us.
+  const int rest = ring_buffer__consume(rb_);
+  return rest < 0 ? rest : woken + rest;
 }
 
 std::vector<ProgramState> KeepaliveBpf::programs() const {
