@@ -1,7 +1,6 @@
-// The /metrics exposition: one prometheus::Collectable that renders the
-// aggregator's totals and the agent's own health at scrape time, so nothing
-// is mirrored into prometheus-cpp objects and removing a series is erasing
-// one map entry.
+// The /metrics exposition: renders the aggregator's totals and the agent's
+// own health at scrape time, so nothing is mirrored into prometheus-cpp
+// objects and removing a series is erasing one map entry.
 #pragma once
 
 #include <array>
@@ -10,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
 
 #include "aggregator.h"
 #include "bpf_loader.h"
@@ -45,20 +44,28 @@ struct MetricSources {
   PodLabeler pod_labels;
 };
 
-class MetricsCollector : public prometheus::Collectable {
+class MetricsCollector {
  public:
   MetricsCollector(const Aggregator& agg, AgentInfo info, MetricSources sources,
                    const AgentCounters& counters);
-  std::vector<prometheus::MetricFamily> Collect() const override;
+  // The whole text exposition (format 0.0.4) of one scrape.
+  std::string render() const;
 
  private:
+  // Every family but the three keepalive ones, which render() writes itself.
+  std::vector<prometheus::MetricFamily> families(const Aggregator::Snapshot& snap) const;
+
   const Aggregator& agg_;
   AgentInfo info_;
   MetricSources src_;
   const AgentCounters& counters_;
+  mutable std::atomic<size_t> last_size_{0};  // to reserve the next body at once
 };
 
-// The text exposition format of everything the collector returns.
-std::string render_metrics(const prometheus::Collectable& c);
+// The three keepalive families of a snapshot, in the text exposition format.
+void write_keepalive_families(std::string& out, const Aggregator::Snapshot& snap,
+                              const PodLabeler& pod_labels);
+
+std::string render_metrics(const MetricsCollector& c);
 
 }  // namespace tcpka

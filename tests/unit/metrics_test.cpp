@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <prometheus/text_serializer.h>
 
 #include <sys/socket.h>
 #include "fixtures.h"
@@ -252,6 +253,78 @@ TEST_F(MetricsTest, EscapesLabelValues) {
       }, {}, {}, {}, {}},
       counters_);
   EXPECT_THAT(render_metrics(c), HasSubstr("cgroup=\"/we\\\"ird\\\\path\""));
+}
+
+}  // namespace
+}  // namespace tcpka
+
+namespace tcpka {
+namespace {
+
+// The keepalive families are written by hand for speed: prometheus-cpp's own
+// serializer, fed the same samples as ClientMetric objects, is the oracle.
+TEST(KeepaliveExposition, SameBytesAsPrometheusCppSerializer) {
+  Aggregator agg(100, 100);
+  using testing_fixtures::make_event;
+  agg.add(make_event(EventKind::kProbe, Direction::kInbound, 5432, 40000), "/db");
+  agg.add(make_event(EventKind::kRecovered, Direction::kInbound, 5432, 40000), "/db");
+  agg.add(make_event(EventKind::kKill, Direction::kOutbound, 1, 443, Outcome::kReset),
+          "/we\"ird\\pa\nth");
+  agg.add(make_event(EventKind::kKill, Direction::kOutbound, 2, 443, Outcome::kTimeout),
+          "/kubepods/pod-a");
+  for (int i = 0; i < 70000; ++i) {
+    agg.add(make_event(EventKind::kProbe, Direction::kOutbound, 3, 8080), "/kubepods/pod-a");
+  }
+  PodLabeler labeler = [](const std::string& cg) -> std::optional<PodLabels> {
+    if (cg == "/kubepods/pod-a") return PodLabels{"shop", "web-\"1\"", ""};
+    return std::nullopt;
+  };
+  const auto snap = agg.snapshot();
+  ASSERT_EQ(snap.series.size(), 4u);
+
+  using prometheus::ClientMetric;
+  auto fam = [](std::string name, std::string help) {
+    prometheus::MetricFamily f;
+    f.name = std::move(name);
+    f.help = std::move(help);
+    f.type = prometheus::MetricType::Counter;
+    return f;
+  };
+  auto probes = fam("tcpka_keepalive_probes_sent_total",
+                    "Keepalive probes sent by the kernel (tcp_keepalive_timer).");
+  auto recovered = fam("tcpka_keepalive_recovered_total",
+                       "Connections whose peer answered after at least one keepalive probe went "
+                       "unanswered for a whole interval.");
+  auto kills = fam("tcpka_keepalive_kills_total",
+                   "Connections ended by keepalive: outcome timeout (probes or TCP_USER_TIMEOUT "
+                   "ran out) or reset (the peer answered a probe with RST).");
+  auto sample = [](prometheus::MetricFamily& f, std::vector<ClientMetric::Label> l, uint64_t v) {
+    ClientMetric m;
+    m.label = std::move(l);
+    m.counter.value = static_cast<double>(v);
+    f.metric.push_back(std::move(m));
+  };
+  for (const auto& [key, c] : snap.series) {
+    std::vector<ClientMetric::Label> l = {{"cgroup", key.cgroup},
+                                          {"direction", std::string(direction_name(key.direction))},
+                                          {"port", key.port}};
+    add_pod_labels(l, labeler, key.cgroup);
+    sample(probes, l, c.probes);
+    sample(recovered, l, c.recovered);
+    auto lt = l;
+    lt.push_back({"outcome", "timeout"});
+    sample(kills, lt, c.kills_timeout);
+    auto lr = l;
+    lr.push_back({"outcome", "reset"});
+    sample(kills, lr, c.kills_reset);
+  }
+  const std::string expected = prometheus::TextSerializer().Serialize({probes, recovered, kills});
+
+  std::string out;
+  write_keepalive_families(out, snap, labeler);
+  EXPECT_EQ(out, expected);
+  EXPECT_THAT(out, HasSubstr("port=\"8080\",container=\"\",namespace=\"shop\","
+                             "pod=\"web-\\\"1\\\"\"} 70000\n"));
 }
 
 }  // namespace
