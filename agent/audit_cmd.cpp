@@ -29,14 +29,11 @@ int run_audit(const AuditFilter& filter, bool json, const std::string& k8s_log_r
   }
   CgroupResolver cgroups(find_cgroup2_mount().value_or(""));
   const unsigned hz = kernel_hz();
-  std::vector<AuditRow> rows;
-  for (const auto& r : *recs) {
-    rows.push_back(decode_rec(r, hz, [&](uint64_t id) { return cgroups.path(id); }));
-  }
-  rows = dedupe(std::move(rows));
+  auto rows = decode_scan(*recs, hz, [&](uint64_t id) { return cgroups.path(id); });
   PodResolver pods(k8s_log_root);
   for (auto& row : rows) row.pod = pods.labels(row.cgroup);
   std::vector<AuditRow> shown;
+  shown.reserve(rows.size());
   for (auto& r : rows) {
     if (matches(r, filter)) shown.push_back(std::move(r));
   }

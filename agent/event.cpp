@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 
@@ -61,10 +62,16 @@ namespace {
 std::string addr_text(uint16_t family, const uint8_t* raw) {
   char buf[INET6_ADDRSTRLEN] = {};
   if (family == AF_INET) {
-    inet_ntop(AF_INET, raw, buf, sizeof(buf));
-  } else {
-    inet_ntop(AF_INET6, raw, buf, sizeof(buf));
+    // glibc's inet_ntop formats IPv4 through sprintf: a visible share of an
+    // audit of many sockets. Same text, written directly.
+    char* p = buf;
+    for (int i = 0; i < 4; ++i) {
+      if (i) *p++ = '.';
+      p = std::to_chars(p, buf + sizeof(buf), raw[i]).ptr;
+    }
+    return std::string(buf, p);
   }
+  inet_ntop(AF_INET6, raw, buf, sizeof(buf));
   return buf;
 }
 

@@ -81,12 +81,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     std::lock_guard lock(scan_mu);
     auto recs = auditor.scan();
     if (!recs) return Error{recs.error()};
-    std::vector<AuditRow> rows;
-    rows.reserve(recs->size());
-    for (const auto& r : *recs) {
-      rows.push_back(decode_rec(r, hz, [&](uint64_t id) { return cgroups.path(id); }));
-    }
-    rows = dedupe(std::move(rows));
+    auto rows = decode_scan(*recs, hz, [&](uint64_t id) { return cgroups.path(id); });
     for (auto& row : rows) {
       row.pod = pods.labels(row.cgroup);
       const auto seen = agg.socket(row.key);

@@ -127,9 +127,14 @@ int tka_iter_socks(struct bpf_iter__task_file *ctx)
 	if (!sk || sk->sk_protocol != TKA_IPPROTO_TCP || sk->sk_type != TKA_SOCK_STREAM)
 		return 0;
 
-	const struct tcp_sock *tp = (void *)sk;
-	const struct inet_connection_sock *icsk = (void *)sk;
-	const struct net *net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+	/* Plain loads through BTF pointers (no bpf_probe_read_kernel call per
+	 * field): the helper calls were the largest single cost of a scan.
+	 */
+	const struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	const struct inet_connection_sock *icsk = &tp->inet_conn;
+	const struct net *net = sk->__sk_common.skc_net.net;
 	__u16 family = sk->__sk_common.skc_family;
 	__u32 now_j = (__u32)bpf_jiffies64();
 
@@ -137,37 +142,39 @@ int tka_iter_socks(struct bpf_iter__task_file *ctx)
 		return 0;
 	__builtin_memset(&rec, 0, sizeof(rec));
 	rec.cookie = bpf_get_socket_cookie(sk);
-	rec.cgroup_id = BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+	rec.cgroup_id = sk->sk_cgrp_data.cgroup->kn->id;
 	rec.now_ns = bpf_ktime_get_ns();
-	rec.netns = BPF_CORE_READ(net, ns.inum);
+	rec.netns = net->ns.inum;
 	rec.pid = task->tgid;
 	rec.fd = ctx->fd;
-	BPF_CORE_READ_INTO(&rec.comm, task, comm);
+	bpf_probe_read_kernel(&rec.comm, sizeof(rec.comm), task->comm);
 	rec.family = family;
 	rec.sport = sk->__sk_common.skc_num;
 	rec.dport = bpf_ntohs(sk->__sk_common.skc_dport);
 	rec.state = sk->__sk_common.skc_state;
 	if (family == TKA_AF_INET6) {
-		BPF_CORE_READ_INTO(&rec.saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&rec.daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		bpf_probe_read_kernel(&rec.saddr, sizeof(rec.saddr),
+				      &sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		bpf_probe_read_kernel(&rec.daddr, sizeof(rec.daddr),
+				      &sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8);
 	} else {
-		BPF_CORE_READ_INTO((__u32 *)rec.saddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO((__u32 *)rec.daddr, sk, __sk_common.skc_daddr);
+		*(__u32 *)rec.saddr = sk->__sk_common.skc_rcv_saddr;
+		*(__u32 *)rec.daddr = sk->__sk_common.skc_daddr;
 	}
-	rec.ka_on = !!(BPF_CORE_READ(sk, __sk_common.skc_flags) &
+	rec.ka_on = !!(sk->__sk_common.skc_flags &
 		       (1UL << bpf_core_enum_value(enum sock_flags, SOCK_KEEPOPEN)));
 	/* keepalive_time_when() and friends: 0 on the socket means the sysctl. */
-	rec.ka_time_j = BPF_CORE_READ(tp, keepalive_time);
+	rec.ka_time_j = tp->keepalive_time;
 	if (!rec.ka_time_j)
-		rec.ka_time_j = BPF_CORE_READ(net, ipv4.sysctl_tcp_keepalive_time);
-	rec.ka_intvl_j = BPF_CORE_READ(tp, keepalive_intvl);
+		rec.ka_time_j = net->ipv4.sysctl_tcp_keepalive_time;
+	rec.ka_intvl_j = tp->keepalive_intvl;
 	if (!rec.ka_intvl_j)
-		rec.ka_intvl_j = BPF_CORE_READ(net, ipv4.sysctl_tcp_keepalive_intvl);
-	rec.ka_probes = BPF_CORE_READ(tp, keepalive_probes);
+		rec.ka_intvl_j = net->ipv4.sysctl_tcp_keepalive_intvl;
+	rec.ka_probes = tp->keepalive_probes;
 	if (!rec.ka_probes)
-		rec.ka_probes = BPF_CORE_READ(net, ipv4.sysctl_tcp_keepalive_probes);
-	rec.probes_out = BPF_CORE_READ(icsk, icsk_probes_out);
-	rec.lastrcv_j = now_j - BPF_CORE_READ(icsk, icsk_ack.lrcvtime);
+		rec.ka_probes = net->ipv4.sysctl_tcp_keepalive_probes;
+	rec.probes_out = icsk->icsk_probes_out;
+	rec.lastrcv_j = now_j - icsk->icsk_ack.lrcvtime;
 
 	struct tka_sk_state *st = bpf_sk_storage_get(&tka_state, sk, 0,
 						     tka_mark_first_seen ? BPF_SK_STORAGE_GET_F_CREATE : 0);
