@@ -41,8 +41,6 @@ const char* reason_phrase(int status) {
       return "Internal Server Error";
     case 503:
       return "Service Unavailable";
-    case 505:
-      return "HTTP Version Not Supported";
     default:
       return "Unknown";
   }
@@ -177,7 +175,9 @@ int parse_request_head(std::string_view head, HttpRequest* out) {
   std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   std::string_view version = line.substr(sp2 + 1);
   if (version != "HTTP/1.1" && version != "HTTP/1.0") {
-    return version.rfind("HTTP/", 0) == 0 ? 505 : 400;
+    // Not 505: a 5xx says the server failed, and alerts on error rates would
+    // page someone because a client sent garbage.
+    return 400;
   }
   if (target.empty() || target.front() != '/') return 400;
   for (unsigned char c : target) {

@@ -58,7 +58,7 @@ struct HttpSecurity {
 };
 
 // Parses a request head ("GET /x?y HTTP/1.1\r\n..."). Returns the status to
-// answer with on error (400, 405, 505), 0 when the request is acceptable.
+// answer with on error (400, 405; never a 5xx), 0 when the request is acceptable.
 int parse_request_head(std::string_view head, HttpRequest* out);
 
 // The value of the first header field called `name` (case-insensitive) in a

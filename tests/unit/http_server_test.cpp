@@ -73,10 +73,10 @@ TEST(ParseRequestHeadTest, TargetMustBeAbsolutePath) {
   EXPECT_EQ(parse_request_head("GET * HTTP/1.1\r\n\r\n", &req), 400);
 }
 
-TEST(ParseRequestHeadTest, UnsupportedVersionIs505) {
+TEST(ParseRequestHeadTest, UnsupportedVersionIs400) {
   HttpRequest req;
-  EXPECT_EQ(parse_request_head("GET / HTTP/2.0\r\n\r\n", &req), 505);
-  EXPECT_EQ(parse_request_head("GET / HTTP/0.9\r\n\r\n", &req), 505);
+  EXPECT_EQ(parse_request_head("GET / HTTP/2.0\r\n\r\n", &req), 400);
+  EXPECT_EQ(parse_request_head("GET / HTTP/0.9\r\n\r\n", &req), 400);
 }
 
 TEST(ParseRequestHeadTest, GarbageIs400) {
@@ -298,9 +298,9 @@ TEST_F(HttpServerTest, PostIs405) {
   EXPECT_THAT(r.body, HasSubstr("405"));
 }
 
-TEST_F(HttpServerTest, BadRequestIs400AndBadVersionIs505) {
+TEST_F(HttpServerTest, BadRequestAndBadVersionAre400) {
   EXPECT_EQ(exchange(port(), "hello there\r\n\r\n").status, 400);
-  EXPECT_EQ(exchange(port(), "GET /metrics HTTP/2.0\r\n\r\n").status, 505);
+  EXPECT_EQ(exchange(port(), "GET /metrics HTTP/2.0\r\n\r\n").status, 400);
 }
 
 TEST_F(HttpServerTest, HugeHeaderIs431) {
