@@ -30,7 +30,7 @@ std::string bcrypt(const std::string& password, int cost = 4, const char* prefix
   return h ? h : "";
 }
 
-const std::string kHash = "$2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG";
+const std::string kHash = "$2y$10$AO682uIu7AqVkCppQrVoWOw.D3TFOhBvbXdTJuHI5hhDyQy6sQgJa";
 
 // ----------------------------------------------------------------- parsing
 
@@ -147,7 +147,7 @@ TEST(WebConfigTest, RefusesWithLineAndKey) {
                                                  "string"},
       {"tls_server_config: x\n", "line 1: tls_server_config: must be a mapping"},
       {"basic_auth_users:\n  u: notahash\n", "line 2: basic_auth_users.u: not a bcrypt hash"},
-      {"basic_auth_users:\n  u: $2y$03$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG\n",
+      {"basic_auth_users:\n  u: $2y$03$AO682uIu7AqVkCppQrVoWOw.D3TFOhBvbXdTJuHI5hhDyQy6sQgJa\n",
        "line 2: basic_auth_users.u: not a bcrypt hash"},
       {"basic_auth_users:\n  'a:b': " + kHash + "\n", "line 2: basic_auth_users.a:b: a user name"},
       {"http_server_config:\n  headers:\n    Server: x\n",
