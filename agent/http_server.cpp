@@ -11,8 +11,8 @@
 #include <openssl/ssl.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <system_error>

@@ -29,8 +29,8 @@ namespace tcpka {
 
 struct HttpRequest {
   std::string method;
-  std::string path;   // without the query string
-  std::string query;  // after '?', undecoded
+  std::string path;           // without the query string
+  std::string query;          // after '?', undecoded
   std::string authorization;  // the Authorization header, "" when absent
 };
 
@@ -51,7 +51,8 @@ struct HttpLimits {
 };
 
 // TLS, basic auth and extra headers (from --web-config-file), and the paths
-// that answer without basic auth.
+// that answer without basic auth. With TLS the process must ignore SIGPIPE:
+// OpenSSL writes with write(2), not send(MSG_NOSIGNAL) (run_agent does).
 struct HttpSecurity {
   std::shared_ptr<WebSecurity> web;  // null: plain HTTP, no auth
   std::set<std::string> unauthenticated;

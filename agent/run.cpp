@@ -214,9 +214,8 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     std::fprintf(stderr, "tcpka: %s\n", server.error().c_str());
     return 1;
   }
-  std::fprintf(stderr, "tcpka: serving %s on %s (backend %s)\n",
-               tls ? "https" : "http", cfg.listen.c_str(),
-               std::string(backend_name(attached->plan.backend)).c_str());
+  std::fprintf(stderr, "tcpka: serving %s on %s (backend %s)\n", tls ? "https" : "http",
+               cfg.listen.c_str(), std::string(backend_name(attached->plan.backend)).c_str());
 
   std::thread scanner([&] {
     auto next = std::chrono::steady_clock::now();

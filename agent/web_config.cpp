@@ -117,8 +117,9 @@ Result<Node> scalar(std::string_view s, int line, bool flow, size_t* used) {
     if (c == '#' && end > 0 && is_space(s[end - 1])) break;
     if (flow && (c == ',' || c == ']' || c == '[' || c == '{' || c == '}')) break;
     if (c == ':' && (end + 1 == s.size() || is_space(s[end + 1]))) {
-      return at(line, "a mapping cannot start inside a value here (quote the value if the "
-                      "colon belongs to it)");
+      return at(line,
+                "a mapping cannot start inside a value here (quote the value if the "
+                "colon belongs to it)");
     }
   }
   n.scalar = std::string(trim_right(s.substr(0, end)));
@@ -199,9 +200,7 @@ class Parser {
  private:
   static bool is_item(std::string_view t) { return t == "-" || t.rfind("- ", 0) == 0; }
 
-  Result<Node> block(int indent) {
-    return is_item(lines_[i_].text) ? list(indent) : map(indent);
-  }
+  Result<Node> block(int indent) { return is_item(lines_[i_].text) ? list(indent) : map(indent); }
 
   Result<Node> list(int indent) {
     Node n;
@@ -239,8 +238,8 @@ class Parser {
         key = q->scalar;
       } else {
         if (l.text[0] == '?') return at(l.no, "complex keys ('?') are not supported");
-        while (k < l.text.size() && !(l.text[k] == ':' && (k + 1 == l.text.size() ||
-                                                           is_space(l.text[k + 1])))) {
+        while (k < l.text.size() &&
+               !(l.text[k] == ':' && (k + 1 == l.text.size() || is_space(l.text[k + 1])))) {
           ++k;
         }
         key = std::string(trim_right(l.text.substr(0, k)));
@@ -354,9 +353,9 @@ Result<void> map_of(const Node& n, const std::string& key) {
   return bad(n, key, "must be a mapping");
 }
 
-const std::vector<std::string_view> kAuthTypes = {
-    "NoClientCert", "RequestClientCert", "RequireAnyClientCert", "VerifyClientCertIfGiven",
-    "RequireAndVerifyClientCert"};
+const std::vector<std::string_view> kAuthTypes = {"NoClientCert", "RequestClientCert",
+                                                  "RequireAnyClientCert", "VerifyClientCertIfGiven",
+                                                  "RequireAndVerifyClientCert"};
 
 int version_rank(std::string_view v) {
   if (v == "TLS10") return 10;
@@ -383,9 +382,8 @@ bool is_bcrypt(std::string_view h) {
 }
 
 bool printable(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f;
-  });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f; });
 }
 
 Result<void> tls_section(const Node& n, WebConfig* out) {
@@ -411,8 +409,8 @@ Result<void> tls_section(const Node& n, WebConfig* out) {
     } else if (k == "client_auth_type") {
       r = str(&t.client_auth_type);
       if (r && t.client_auth_type.empty()) t.client_auth_type = "NoClientCert";
-      if (r && std::find(kAuthTypes.begin(), kAuthTypes.end(), t.client_auth_type) ==
-                   kAuthTypes.end()) {
+      if (r &&
+          std::find(kAuthTypes.begin(), kAuthTypes.end(), t.client_auth_type) == kAuthTypes.end()) {
         return bad(v, key,
                    "'" + t.client_auth_type +
                        "' is not NoClientCert, RequestClientCert, RequireAnyClientCert, "

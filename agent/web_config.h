@@ -37,8 +37,8 @@ struct TlsServerConfig {
 };
 
 struct WebConfig {
-  std::optional<TlsServerConfig> tls;                   // absent: plain HTTP
-  std::map<std::string, std::string> basic_auth_users;  // user -> bcrypt hash; empty: no auth
+  std::optional<TlsServerConfig> tls;                        // absent: plain HTTP
+  std::map<std::string, std::string> basic_auth_users;       // user -> bcrypt hash; empty: no auth
   std::vector<std::pair<std::string, std::string>> headers;  // added to every response
 };
 

@@ -100,8 +100,9 @@ Result<SslCtxPtr> make_tls_context(const TlsServerConfig& cfg) {
   SSL_CTX_set_min_proto_version(c, tls_version(cfg.min_version));
   SSL_CTX_set_max_proto_version(c, tls_version(cfg.max_version));
   // Renegotiation is a cheap way to make the server do expensive work.
-  SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION |
-                             (cfg.prefer_server_cipher_suites ? SSL_OP_CIPHER_SERVER_PREFERENCE : 0));
+  SSL_CTX_set_options(c,
+                      SSL_OP_NO_RENEGOTIATION |
+                          (cfg.prefer_server_cipher_suites ? SSL_OP_CIPHER_SERVER_PREFERENCE : 0));
   if (SSL_CTX_use_certificate_chain_file(c, cfg.cert_file.c_str()) != 1) {
     return Error{"tls_server_config.cert_file: cannot load '" + cfg.cert_file +
                  "': " + ssl_error()};
@@ -170,7 +171,8 @@ bool base64_decode(std::string_view in, std::string* out) {
       v[j] = val(in[i + j]);
       if (v[j] < 0) return false;
     }
-    const uint32_t n = (v[0] << 18) | (v[1] << 12) | (pad < 2 ? v[2] << 6 : 0) | (pad < 1 ? v[3] : 0);
+    const uint32_t n =
+        (v[0] << 18) | (v[1] << 12) | (pad < 2 ? v[2] << 6 : 0) | (pad < 1 ? v[3] : 0);
     out->push_back(static_cast<char>(n >> 16));
     if (pad < 2) out->push_back(static_cast<char>((n >> 8) & 0xff));
     if (pad < 1) out->push_back(static_cast<char>(n & 0xff));

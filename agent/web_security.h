@@ -52,8 +52,8 @@ bool base64_decode(std::string_view in, std::string* out);
 
 // Everything the server applies to each connection and answer.
 struct WebSecurity {
-  SslCtxPtr tls;                      // null: plain HTTP
-  std::unique_ptr<BasicAuth> auth;    // null: no basic auth
+  SslCtxPtr tls;                    // null: plain HTTP
+  std::unique_ptr<BasicAuth> auth;  // null: no basic auth
   std::vector<std::pair<std::string, std::string>> headers;
 
   // Reads the file and builds the above; errors start with the path.

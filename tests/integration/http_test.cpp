@@ -111,8 +111,8 @@ class Slowloris {
           char c;
           // The agent answered (408) or closed (eviction, timeout): reopen.
           const ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT | MSG_PEEK);
-          const bool gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) ||
-                            n > 0 || send(fd, "a", 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1;
+          const bool gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) || n > 0 ||
+                            send(fd, "a", 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1;
           if (!gone) {
             ++open;
             continue;
@@ -199,8 +199,8 @@ TEST_F(HttpTest, SlowlorisDoesNotDelayScrapesAndThreadsStayBounded) {
   // One thread per connection: at most the cap (128) serving, and as many
   // evicted ones on their way out (the server's hard bound is twice the cap).
   EXPECT_LE(threads_peak, threads_before + 2 * 128);
-  EXPECT_TRUE(eventually([&] { return proc_status(agent.pid(), "Threads") <= threads_before; },
-                         seconds(7)))
+  EXPECT_TRUE(
+      eventually([&] { return proc_status(agent.pid(), "Threads") <= threads_before; }, seconds(7)))
       << proc_status(agent.pid(), "Threads") << " threads, " << threads_before << " before";
   int status = 0;
   agent.get("/healthz", &status);
@@ -299,8 +299,7 @@ TEST_F(HttpTest, RepeatedAbuseDoesNotGrowTheAgent) {
     std::vector<std::thread> threads;
     for (int t = 0; t < 50; ++t) {
       threads.emplace_back([&, t] {
-        raw_exchange("GET /metrics HTTP/1.1\r\nX-Big: " + std::string(20000 + t, 'b') +
-                     "\r\n\r\n");
+        raw_exchange("GET /metrics HTTP/1.1\r\nX-Big: " + std::string(20000 + t, 'b') + "\r\n\r\n");
         raw_exchange("GET /metrics HTTP/1.1\r\n\r\n");
         raw_exchange("garbage " + std::to_string(t) + "\r\n\r\n");
         const int fd = connect_to(AF_INET, kPort);  // opens and hangs up mid-request
@@ -311,13 +310,12 @@ TEST_F(HttpTest, RepeatedAbuseDoesNotGrowTheAgent) {
     for (auto& t : threads) t.join();
   };
   round();  // the first round warms up allocator arenas and thread stacks
-  ASSERT_TRUE(eventually(
-      [&] { return proc_status(agent.pid(), "Threads") < 20; }, seconds(7)));
+  ASSERT_TRUE(eventually([&] { return proc_status(agent.pid(), "Threads") < 20; }, seconds(7)));
   const long rss1 = proc_status(agent.pid(), "VmRSS");
   const long threads1 = proc_status(agent.pid(), "Threads");
   for (int i = 0; i < 5; ++i) round();
-  ASSERT_TRUE(eventually(
-      [&] { return proc_status(agent.pid(), "Threads") <= threads1; }, seconds(7)))
+  ASSERT_TRUE(
+      eventually([&] { return proc_status(agent.pid(), "Threads") <= threads1; }, seconds(7)))
       << proc_status(agent.pid(), "Threads") << " threads after, " << threads1 << " before";
   const long rss2 = proc_status(agent.pid(), "VmRSS");
   // Five more rounds of 200 connections each may not cost more than 8 MiB.
@@ -402,8 +400,8 @@ int curl(const std::string& args, std::string* code, std::string* body = nullptr
   char tmpl[] = "/tmp/tcpka-curl-XXXXXX";
   const int fd = mkstemp(tmpl);
   close(fd);
-  const int rc = sh("curl -sS --max-time 10 -o " + std::string(tmpl) +
-                        " -w '%{http_code}' " + args + " 2>/dev/null",
+  const int rc = sh("curl -sS --max-time 10 -o " + std::string(tmpl) + " -w '%{http_code}' " +
+                        args + " 2>/dev/null",
                     code);
   if (body) {
     std::ifstream in(tmpl);
@@ -419,9 +417,9 @@ int curl(const std::string& args, std::string* code, std::string* body = nullptr
 class TlsAgent {
  public:
   TlsAgent(const Pki& pki, const std::string& web_config)
-      : config_(pki.path("web.yml")), client_(" --cacert " + pki.path("ca.crt") + " --cert " +
-                                              pki.path("client.crt") + " --key " +
-                                              pki.path("client.key")) {
+      : config_(pki.path("web.yml")),
+        client_(" --cacert " + pki.path("ca.crt") + " --cert " + pki.path("client.crt") +
+                " --key " + pki.path("client.key")) {
     std::ofstream(config_) << web_config;
     agent_ = std::make_unique<Background>(std::vector<std::string>{
         agent_binary(), "run", "--listen", "127.0.0.1:9977", "--web-config-file", config_});
@@ -446,23 +444,23 @@ class TlsAgent {
 TEST_F(HttpTest, TlsWithClientCertificatesAndBasicAuth) {
   TestNetns netns;
   Pki pki;
-  TlsAgent agent(pki, "tls_server_config:\n"
-                      "  cert_file: server.crt   # relative to this file\n"
-                      "  key_file: server.key\n"
-                      "  client_auth_type: RequireAndVerifyClientCert\n"
-                      "  client_ca_file: ca.crt\n"
-                      "http_server_config:\n"
-                      "  headers:\n"
-                      "    X-Content-Type-Options: nosniff\n"
-                      "basic_auth_users:\n"
-                      "  prometheus: " +
-                          bcrypt("correct horse") + "\n");
+  TlsAgent agent(pki,
+                 "tls_server_config:\n"
+                 "  cert_file: server.crt   # relative to this file\n"
+                 "  key_file: server.key\n"
+                 "  client_auth_type: RequireAndVerifyClientCert\n"
+                 "  client_ca_file: ca.crt\n"
+                 "http_server_config:\n"
+                 "  headers:\n"
+                 "    X-Content-Type-Options: nosniff\n"
+                 "basic_auth_users:\n"
+                 "  prometheus: " +
+                     bcrypt("correct horse") + "\n");
   const std::string url = " https://127.0.0.1:9977";
   std::string code, body;
   // The right certificate and password: the metrics.
-  EXPECT_EQ(curl(agent.client() + " -u 'prometheus:correct horse'" + url + "/metrics", &code,
-                 &body),
-            0);
+  EXPECT_EQ(
+      curl(agent.client() + " -u 'prometheus:correct horse'" + url + "/metrics", &code, &body), 0);
   EXPECT_EQ(code, "200");
   EXPECT_NE(body.find("tcpka_build_info"), std::string::npos);
   // Response headers from the file.
@@ -478,22 +476,21 @@ TEST_F(HttpTest, TlsWithClientCertificatesAndBasicAuth) {
     EXPECT_EQ(body.find("tcpka_"), std::string::npos) << u;
   }
   sh("curl -sS -D - -o /dev/null " + agent.client() + url + "/sockets", &headers);
-  EXPECT_NE(headers.find("WWW-Authenticate: Basic realm=\"tcpka\""), std::string::npos)
-      << headers;
+  EXPECT_NE(headers.find("WWW-Authenticate: Basic realm=\"tcpka\""), std::string::npos) << headers;
   // /healthz needs the certificate but no password.
   EXPECT_EQ(curl(agent.client() + url + "/healthz", &code), 0);
   EXPECT_EQ(code, "200");
   // Without a client certificate, or with one from another CA: no handshake.
-  EXPECT_NE(curl(" --cacert " + pki.path("ca.crt") + " -u 'prometheus:correct horse'" + url +
-                     "/metrics",
-                 &code),
-            0);
+  EXPECT_NE(
+      curl(" --cacert " + pki.path("ca.crt") + " -u 'prometheus:correct horse'" + url + "/metrics",
+           &code),
+      0);
   EXPECT_EQ(code, "000");
-  EXPECT_NE(curl(" --cacert " + pki.path("ca.crt") + " --cert " + pki.path("stranger.crt") +
-                     " --key " + pki.path("stranger.key") + " -u 'prometheus:correct horse'" +
-                     url + "/metrics",
-                 &code),
-            0);
+  EXPECT_NE(
+      curl(" --cacert " + pki.path("ca.crt") + " --cert " + pki.path("stranger.crt") + " --key " +
+               pki.path("stranger.key") + " -u 'prometheus:correct horse'" + url + "/metrics",
+           &code),
+      0);
   EXPECT_EQ(code, "000");
   // The server's certificate is the one from the file: without the CA, curl refuses it.
   EXPECT_EQ(curl(" --cert " + pki.path("client.crt") + " --key " + pki.path("client.key") + url +
@@ -557,22 +554,27 @@ TEST_F(HttpTest, BadWebConfigIsRefusedBeforeLoadingNamingFileLineAndKey) {
 TEST_F(HttpTest, PrometheusScrapesOverTlsWithBasicAuth) {
   TestNetns netns;
   Pki pki;
-  TlsAgent agent(pki, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
-                      "basic_auth_users:\n  prometheus: " +
-                          bcrypt("s3cret") + "\n");
+  TlsAgent agent(pki,
+                 "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+                 "basic_auth_users:\n  prometheus: " +
+                     bcrypt("s3cret") + "\n");
   std::ofstream(pki.path("prometheus.yml"))
       << "global: {scrape_interval: 1s}\n"
          "scrape_configs:\n"
          "  - job_name: tcpka\n"
          "    scheme: https\n"
-         "    tls_config: {ca_file: '" + pki.path("ca.crt") + "'}\n"
-         "    basic_auth: {username: prometheus, password: s3cret}\n"
-         "    static_configs: [{targets: ['127.0.0.1:9977']}]\n"
-         "  - job_name: wrong-password\n"
-         "    scheme: https\n"
-         "    tls_config: {ca_file: '" + pki.path("ca.crt") + "'}\n"
-         "    basic_auth: {username: prometheus, password: guess}\n"
-         "    static_configs: [{targets: ['127.0.0.1:9977']}]\n";
+         "    tls_config: {ca_file: '" +
+             pki.path("ca.crt") +
+             "'}\n"
+             "    basic_auth: {username: prometheus, password: s3cret}\n"
+             "    static_configs: [{targets: ['127.0.0.1:9977']}]\n"
+             "  - job_name: wrong-password\n"
+             "    scheme: https\n"
+             "    tls_config: {ca_file: '" +
+             pki.path("ca.crt") +
+             "'}\n"
+             "    basic_auth: {username: prometheus, password: guess}\n"
+             "    static_configs: [{targets: ['127.0.0.1:9977']}]\n";
   Background prometheus({"/usr/bin/prometheus", "--config.file=" + pki.path("prometheus.yml"),
                          "--storage.tsdb.path=" + pki.path("data"),
                          "--web.listen-address=127.0.0.1:9090"});

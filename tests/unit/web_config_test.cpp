@@ -35,34 +35,35 @@ const std::string kHash = "$2y$10$AO682uIu7AqVkCppQrVoWOw.D3TFOhBvbXdTJuHI5hhDyQ
 // ----------------------------------------------------------------- parsing
 
 TEST(WebConfigTest, FullExample) {
-  const std::string text = "# tcpka web config\n"
-                           "---\n"
-                           "tls_server_config:\n"
-                           "  cert_file: /etc/tcpka/tls.crt   # the chain\n"
-                           "  key_file: \"/etc/tcpka/tls.key\"\n"
-                           "  client_auth_type: RequireAndVerifyClientCert\n"
-                           "  client_ca_file: 'ca.pem'\n"
-                           "  min_version: TLS13\n"
-                           "  max_version: TLS13\n"
-                           "  cipher_suites:\n"
-                           "    - TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n"
-                           "    - 'TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384'\n"
-                           "  curve_preferences: [X25519, CurveP256]\n"
-                           "  prefer_server_cipher_suites: false\n"
-                           "\n"
-                           "http_server_config:\n"
-                           "  http2: false\n"
-                           "  headers:\n"
-                           "    X-Content-Type-Options: nosniff\n"
-                           "    X-Frame-Options: deny\n"
-                           "    Content-Security-Policy: \"default-src 'self'\"\n"
-                           "    Strict-Transport-Security: max-age=31536000\n"
-                           "basic_auth_users:\n"
-                           "  prometheus: " +
-                           kHash +
-                           "\n"
-                           "  'other user': '" +
-                           kHash + "'\n";
+  const std::string text =
+      "# tcpka web config\n"
+      "---\n"
+      "tls_server_config:\n"
+      "  cert_file: /etc/tcpka/tls.crt   # the chain\n"
+      "  key_file: \"/etc/tcpka/tls.key\"\n"
+      "  client_auth_type: RequireAndVerifyClientCert\n"
+      "  client_ca_file: 'ca.pem'\n"
+      "  min_version: TLS13\n"
+      "  max_version: TLS13\n"
+      "  cipher_suites:\n"
+      "    - TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n"
+      "    - 'TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384'\n"
+      "  curve_preferences: [X25519, CurveP256]\n"
+      "  prefer_server_cipher_suites: false\n"
+      "\n"
+      "http_server_config:\n"
+      "  http2: false\n"
+      "  headers:\n"
+      "    X-Content-Type-Options: nosniff\n"
+      "    X-Frame-Options: deny\n"
+      "    Content-Security-Policy: \"default-src 'self'\"\n"
+      "    Strict-Transport-Security: max-age=31536000\n"
+      "basic_auth_users:\n"
+      "  prometheus: " +
+      kHash +
+      "\n"
+      "  'other user': '" +
+      kHash + "'\n";
   auto c = parse_web_config(text);
   ASSERT_TRUE(c.ok()) << c.error();
   ASSERT_TRUE(c->tls.has_value());
@@ -106,8 +107,9 @@ TEST(WebConfigTest, QuotingAndComments) {
   EXPECT_EQ(c->tls->key_file, "a\\b\"c\td");
   EXPECT_THAT(c->tls->cipher_suites, ElementsAre("x, y", "z"));
   // A block list may sit at the key's own indentation, as YAML allows.
-  auto d = parse_web_config("tls_server_config:\n  cert_file: a\n  key_file: b\n"
-                            "  curve_preferences:\n  - X25519\n  min_version: TLS12\n");
+  auto d = parse_web_config(
+      "tls_server_config:\n  cert_file: a\n  key_file: b\n"
+      "  curve_preferences:\n  - X25519\n  min_version: TLS12\n");
   ASSERT_TRUE(d.ok()) << d.error();
   EXPECT_THAT(d->tls->curve_preferences, ElementsAre("X25519"));
   // A # inside a plain value is part of it.
@@ -125,26 +127,32 @@ struct Refusal {
 TEST(WebConfigTest, RefusesWithLineAndKey) {
   const std::string tls = "tls_server_config:\n  cert_file: c\n  key_file: k\n";
   const std::vector<Refusal> cases = {
-      {"tls_server_config:\n  cert_file: c\n  key_file: k\nbogus: 1\n", "line 4: bogus: unknown key"},
+      {"tls_server_config:\n  cert_file: c\n  key_file: k\nbogus: 1\n",
+       "line 4: bogus: unknown key"},
       {tls + "  certfile: x\n", "line 4: tls_server_config.certfile: unknown key"},
-      {tls + "  client_auth_type: Always\n", "line 4: tls_server_config.client_auth_type: 'Always'"},
+      {tls + "  client_auth_type: Always\n",
+       "line 4: tls_server_config.client_auth_type: 'Always'"},
       {tls + "  min_version: TLS14\n", "line 4: tls_server_config.min_version: 'TLS14' is not"},
       {tls + "  min_version: TLS13\n  max_version: TLS12\n", "min_version is above max_version"},
       {"tls_server_config:\n  cert_file: c\n", "line 1: tls_server_config: key_file is missing"},
       {"tls_server_config:\n  key_file: k\n", "line 1: tls_server_config: cert_file is missing"},
-      {tls + "  client_ca_file: ca\n", "client_ca_file is set but client_auth_type is NoClientCert"},
+      {tls + "  client_ca_file: ca\n",
+       "client_ca_file is set but client_auth_type is NoClientCert"},
       {tls + "  client_auth_type: RequireAndVerifyClientCert\n",
        "RequireAndVerifyClientCert needs client_ca_file"},
       {tls + "  cert: x\n", "line 4: tls_server_config.cert: inline PEM is not supported"},
       {tls + "  cert: |\n", "line 4: cert: '|' starts a YAML feature"},
-      {tls + "  client_allowed_sans: [a]\n", "line 4: tls_server_config.client_allowed_sans: not "
-                                             "supported"},
-      {tls + "  prefer_server_cipher_suites: yes\n", "line 4: tls_server_config.prefer_server_"
-                                                     "cipher_suites: must be true or false"},
+      {tls + "  client_allowed_sans: [a]\n",
+       "line 4: tls_server_config.client_allowed_sans: not "
+       "supported"},
+      {tls + "  prefer_server_cipher_suites: yes\n",
+       "line 4: tls_server_config.prefer_server_"
+       "cipher_suites: must be true or false"},
       {tls + "  cipher_suites: x\n", "line 4: tls_server_config.cipher_suites: must be a list"},
       {tls + "  cert_file: d\n", "line 4: cert_file: duplicate key"},
-      {"tls_server_config:\n  cert_file: [a]\n", "line 2: tls_server_config.cert_file: must be a "
-                                                 "string"},
+      {"tls_server_config:\n  cert_file: [a]\n",
+       "line 2: tls_server_config.cert_file: must be a "
+       "string"},
       {"tls_server_config: x\n", "line 1: tls_server_config: must be a mapping"},
       {"basic_auth_users:\n  u: notahash\n", "line 2: basic_auth_users.u: not a bcrypt hash"},
       {"basic_auth_users:\n  u: $2y$03$AO682uIu7AqVkCppQrVoWOw.D3TFOhBvbXdTJuHI5hhDyQy6sQgJa\n",
@@ -154,12 +162,12 @@ TEST(WebConfigTest, RefusesWithLineAndKey) {
        "line 3: http_server_config.headers.Server: not a header that can be set"},
       {"http_server_config:\n  headers:\n    X-Frame-Options: allow\n",
        "line 3: http_server_config.headers.X-Frame-Options: must be deny or sameorigin"},
-      {"http_server_config:\n  headers:\n    X-Content-Type-Options: sniff\n",
-       "must be nosniff"},
+      {"http_server_config:\n  headers:\n    X-Content-Type-Options: sniff\n", "must be nosniff"},
       {"http_server_config:\n  headers:\n    X-XSS-Protection: \"1\\nSet-Cookie: a\"\n",
        "line 3: http_server_config.headers.X-XSS-Protection: control character"},
-      {"http_server_config:\n  http2: true\n", "line 2: http_server_config.http2: tcpka serves "
-                                               "HTTP/1.1 only"},
+      {"http_server_config:\n  http2: true\n",
+       "line 2: http_server_config.http2: tcpka serves "
+       "HTTP/1.1 only"},
       {"http_server_config:\n  tls: x\n", "line 2: http_server_config.tls: unknown key"},
       {"rate_limit:\n  burst: 1\n", "line 1: rate_limit: not supported"},
       // The YAML subset.
@@ -240,14 +248,17 @@ TEST(WebSecurityTest, MissingCertificateNamesKeyAndPath) {
       dir.write("web.yml", "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n");
   auto s = WebSecurity::load(p);
   ASSERT_FALSE(s.ok());
-  EXPECT_THAT(s.error(), HasSubstr("web config file " + p + ": tls_server_config.cert_file: "
-                                   "cannot load '" + dir.path() + "/tls.crt'"));
+  EXPECT_THAT(s.error(), HasSubstr("web config file " + p +
+                                   ": tls_server_config.cert_file: "
+                                   "cannot load '" +
+                                   dir.path() + "/tls.crt'"));
 }
 
 TEST(WebSecurityTest, NoTlsNoAuthLoadsEmpty) {
   TempDir dir;
-  auto s = WebSecurity::load(dir.write("web.yml", "http_server_config:\n  headers:\n"
-                                                  "    X-Frame-Options: deny\n"));
+  auto s = WebSecurity::load(dir.write("web.yml",
+                                       "http_server_config:\n  headers:\n"
+                                       "    X-Frame-Options: deny\n"));
   ASSERT_TRUE(s.ok()) << s.error();
   EXPECT_EQ((*s)->tls, nullptr);
   EXPECT_EQ((*s)->auth, nullptr);
