@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cgroup.h"
+#include "web_security.h"
 
 namespace tcpka {
 
@@ -64,6 +65,9 @@ Parsed parse_once(const std::vector<std::string>& args, Invocation* inv, std::st
   CLI::App* run = app.add_subcommand("run", "Load, attach and serve Prometheus metrics");
   run->add_option("--listen", inv->run.listen, "HOST:PORT for /metrics and /healthz")
       ->capture_default_str();
+  run->add_option("--web-config-file", inv->run.web_config_file,
+                  "TLS and basic auth for the HTTP endpoint: a file in the Prometheus "
+                  "exporter-toolkit web-config format");
   // CLI11 2.1 reads config files for the top-level app only, so `run
   // --config` is a plain option and parse_args() reads the file itself.
   run->add_option("--config", p.config,
@@ -297,6 +301,13 @@ int parse_args(int argc, const char* const argv[], Invocation* inv, std::string*
   if (auto v = validate(inv->run); !v) {
     *err = "tcpka: " + v.error() + "\n";
     return 2;
+  }
+  if (p.command == Command::kRun && !inv->run.web_config_file.empty()) {
+    // Certificates and keys are loaded too, so a bad one is refused here.
+    if (auto w = WebSecurity::load(inv->run.web_config_file); !w) {
+      *err = "tcpka: --web-config-file: " + w.error() + "\n";
+      return 2;
+    }
   }
   return -1;
 }

@@ -71,6 +71,8 @@ struct RunConfig {
   // Where the kubelet's pods/ and containers/ log directories are (pod
   // labels); "" turns pod attribution off.
   std::string k8s_log_root = "/var/log";
+  // Exporter-toolkit web-config file (TLS, basic auth); "" serves plain HTTP.
+  std::string web_config_file;
 };
 
 Result<void> validate(const RunConfig& cfg);

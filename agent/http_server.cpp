@@ -7,6 +7,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -22,6 +27,8 @@ const char* reason_phrase(int status) {
       return "OK";
     case 400:
       return "Bad Request";
+    case 401:
+      return "Unauthorized";
     case 404:
       return "Not Found";
     case 405:
@@ -34,27 +41,115 @@ const char* reason_phrase(int status) {
       return "Internal Server Error";
     case 503:
       return "Service Unavailable";
-    case 505:
-      return "HTTP Version Not Supported";
     default:
       return "Unknown";
   }
 }
 
-void write_all(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // the client went away or stalled past SO_SNDTIMEO
-    off += static_cast<size_t>(n);
+using Clock = std::chrono::steady_clock;
+
+// Waits until fd is ready for `events` or the deadline passes; false on timeout.
+bool wait_for(int fd, short events, Clock::time_point deadline) {
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return false;
+    pollfd p{fd, events, 0};
+    const int n = ::poll(&p, 1, static_cast<int>(left));
+    if (n > 0) return true;  // ready, or POLLHUP/POLLERR: the next call says which
+    if (n < 0 && errno != EINTR) return true;
   }
 }
 
-std::string render(const HttpResponse& r, bool head_only) {
+struct SslDeleter {
+  void operator()(SSL* s) const { SSL_free(s); }
+};
+
+// One connection's bytes, plain or TLS, on a non-blocking socket; every call
+// gives up at its deadline.
+class Stream {
+ public:
+  Stream(int fd, SSL* ssl) : fd_(fd), ssl_(ssl) {}
+
+  // TLS only: the handshake. False on failure or timeout.
+  bool handshake(Clock::time_point deadline) {
+    for (;;) {
+      ERR_clear_error();
+      const int r = SSL_accept(ssl_);
+      if (r == 1) return true;
+      if (!wait_ssl(r, deadline)) return false;
+    }
+  }
+
+  // > 0 bytes read, 0 end of stream or error, -1 timeout.
+  ssize_t read(char* buf, size_t n, Clock::time_point deadline) {
+    for (;;) {
+      if (ssl_) {
+        ERR_clear_error();
+        size_t got = 0;
+        const int r = SSL_read_ex(ssl_, buf, n, &got);
+        if (r == 1) return static_cast<ssize_t>(got);
+        if (!wait_ssl(r, deadline)) return timed_out_ ? -1 : 0;
+        continue;
+      }
+      const ssize_t r = ::recv(fd_, buf, n, 0);
+      if (r >= 0) return r;
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return 0;
+      if (!wait_for(fd_, POLLIN, deadline)) return -1;
+    }
+  }
+
+  bool write_all(std::string_view data, Clock::time_point deadline) {
+    while (!data.empty()) {
+      if (ssl_) {
+        ERR_clear_error();
+        size_t put = 0;
+        const int r = SSL_write_ex(ssl_, data.data(), data.size(), &put);
+        if (r == 1) {
+          data.remove_prefix(put);
+          continue;
+        }
+        if (!wait_ssl(r, deadline)) return false;
+        continue;
+      }
+      const ssize_t r = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+      if (r > 0) {
+        data.remove_prefix(static_cast<size_t>(r));
+        continue;
+      }
+      if (r < 0 && errno == EINTR) continue;
+      if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return false;
+      if (!wait_for(fd_, POLLOUT, deadline)) return false;
+    }
+    return true;
+  }
+
+ private:
+  // After an SSL call returned r: waits for what it needs; false when the
+  // connection is done for (error, end, or timeout, which sets timed_out_).
+  bool wait_ssl(int r, Clock::time_point deadline) {
+    const int e = SSL_get_error(ssl_, r);
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) return false;
+    if (!wait_for(fd_, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline)) {
+      timed_out_ = true;
+      return false;
+    }
+    return true;
+  }
+
+  int fd_;
+  SSL* ssl_;
+  bool timed_out_ = false;
+};
+
+std::string render(const HttpResponse& r, bool head_only,
+                   const std::vector<std::pair<std::string, std::string>>& extra) {
   std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + reason_phrase(r.status) + "\r\n";
   out += "Content-Type: " + r.content_type + "\r\n";
   out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
+  for (const auto& [k, v] : r.headers) out += k + ": " + v + "\r\n";
+  for (const auto& [k, v] : extra) out += k + ": " + v + "\r\n";
   out += "Connection: close\r\n\r\n";
   if (!head_only) out += r.body;
   return out;
@@ -80,7 +175,9 @@ int parse_request_head(std::string_view head, HttpRequest* out) {
   std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   std::string_view version = line.substr(sp2 + 1);
   if (version != "HTTP/1.1" && version != "HTTP/1.0") {
-    return version.rfind("HTTP/", 0) == 0 ? 505 : 400;
+    // Not 505: a 5xx says the server failed, and alerts on error rates would
+    // page someone because a client sent garbage.
+    return 400;
   }
   if (target.empty() || target.front() != '/') return 400;
   for (unsigned char c : target) {
@@ -93,16 +190,41 @@ int parse_request_head(std::string_view head, HttpRequest* out) {
   out->method = std::string(method);
   out->path = std::string(target.substr(0, q));
   out->query = q == std::string_view::npos ? "" : std::string(target.substr(q + 1));
+  out->authorization = std::string(header_value(head, "Authorization").value_or(""));
   if (method != "GET" && method != "HEAD") return 405;
   return 0;
 }
 
+std::optional<std::string_view> header_value(std::string_view head, std::string_view name) {
+  size_t pos = head.find("\r\n");
+  while (pos != std::string_view::npos) {
+    pos += 2;
+    const size_t eol = head.find("\r\n", pos);
+    std::string_view line = head.substr(pos, eol == std::string_view::npos ? eol : eol - pos);
+    if (line.empty()) break;
+    const size_t colon = line.find(':');
+    if (colon == name.size() &&
+        std::equal(name.begin(), name.end(), line.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) ==
+                 std::tolower(static_cast<unsigned char>(b));
+        })) {
+      std::string_view v = line.substr(colon + 1);
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+      while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+      return v;
+    }
+    pos = eol;
+  }
+  return std::nullopt;
+}
+
 Result<std::unique_ptr<HttpServer>> HttpServer::start(const ListenAddress& addr,
                                                       std::map<std::string, HttpHandler> routes,
-                                                      HttpLimits limits) {
+                                                      HttpLimits limits, HttpSecurity security) {
   std::unique_ptr<HttpServer> s(new HttpServer());
   s->routes_ = std::move(routes);
   s->limits_ = limits;
+  s->security_ = std::move(security);
   const std::string where = addr.host + " port " + std::to_string(addr.port);
 
   s->listen_fd_ = ::socket(addr.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -127,7 +249,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const ListenAddress& addr,
   if (::bind(s->listen_fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
     return Error{"cannot listen on " + where + ": " + strerror(errno)};
   }
-  if (::listen(s->listen_fd_, 128) != 0) {
+  // A deep backlog: a burst of scrapers waits in the kernel, not refused.
+  if (::listen(s->listen_fd_, 1024) != 0) {
     return Error{"listen on " + where + ": " + strerror(errno)};
   }
   if (::pipe2(s->wake_, O_CLOEXEC | O_NONBLOCK) != 0) {
@@ -148,7 +271,7 @@ HttpServer::~HttpServer() {
     std::lock_guard lock(mu_);
     stopping_ = true;
     // Unblock every connection thread now instead of waiting out its timeout.
-    for (int fd : open_) ::shutdown(fd, SHUT_RDWR);
+    for (const auto& [fd, slot] : open_) ::shutdown(fd, SHUT_RDWR);
   }
   if (wake_[1] >= 0) (void)!::write(wake_[1], "x", 1);
   if (acceptor_.joinable()) acceptor_.join();
@@ -171,7 +294,7 @@ void HttpServer::accept_loop() {
     }
     if (pfd[1].revents) return;
     if (!(pfd[0].revents & POLLIN)) continue;
-    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) {
       // Out of descriptors: the pending connection stays readable, so back
       // off instead of spinning on poll(); others (ECONNABORTED) are transient.
@@ -180,30 +303,46 @@ void HttpServer::accept_loop() {
       }
       continue;
     }
-    timeval tv{limits_.request_timeout_ms / 1000, (limits_.request_timeout_ms % 1000) * 1000};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     std::unique_lock lock(mu_);
     if (stopping_) {
       ::close(fd);
       return;
     }
-    if (static_cast<int>(open_.size()) >= limits_.max_connections) {
+    if (live_ >= limits_.max_connections) {
+      // Full: make room by evicting the oldest connection still sending its
+      // request (or handshaking). Evicted threads leave within microseconds;
+      // the hard cap below bounds them should they not.
+      auto oldest = open_.end();
+      for (auto it = open_.begin(); it != open_.end(); ++it) {
+        if (it->second.reading && !it->second.evicted &&
+            (oldest == open_.end() || it->second.accepted < oldest->second.accepted)) {
+          oldest = it;
+        }
+      }
+      if (oldest != open_.end()) {
+        ::shutdown(oldest->first, SHUT_RDWR);
+        oldest->second.evicted = true;
+        --live_;
+      }
+    }
+    if (live_ >= limits_.max_connections ||
+        open_.size() >= 2 * static_cast<size_t>(limits_.max_connections)) {
       lock.unlock();
-      write_all(fd, render(error_response(503), false));
+      // Every slot is answering: tell this one (plain text, even on a TLS
+      // port: this is cheaper than a handshake and the client gives up either way).
+      const std::string busy = render(error_response(503), false, {});
+      (void)!::send(fd, busy.data(), busy.size(), MSG_NOSIGNAL);
       ::close(fd);
       continue;
     }
-    open_.insert(fd);
+    open_[fd] = Slot{Clock::now()};
+    ++live_;
     lock.unlock();
     try {
       std::thread([this, fd] { serve(fd); }).detach();
     } catch (const std::system_error&) {
       // No thread to be had (pids limit): refuse this one, keep the agent.
-      std::lock_guard relock(mu_);
-      open_.erase(fd);
-      ::close(fd);
-      if (open_.empty()) idle_.notify_all();
+      finish(fd);
     }
   }
 }
@@ -218,9 +357,51 @@ HttpResponse HttpServer::respond(const HttpRequest& req) const {
   }
 }
 
+void HttpServer::mark_answering(int fd) {
+  std::lock_guard lock(mu_);
+  open_[fd].reading = false;
+}
+
+void HttpServer::finish(int fd) {
+  // Close under the lock: the destructor and the acceptor shut down fds in
+  // open_, and must never see a number the kernel has already handed out again.
+  std::lock_guard lock(mu_);
+  auto it = open_.find(fd);
+  if (!it->second.evicted) --live_;
+  open_.erase(it);
+  ::close(fd);
+  if (open_.empty()) idle_.notify_all();
+}
+
 void HttpServer::serve(int fd) {
-  using clock = std::chrono::steady_clock;
-  const auto deadline = clock::now() + std::chrono::milliseconds(limits_.request_timeout_ms);
+  const auto timeout = std::chrono::milliseconds(limits_.request_timeout_ms);
+  const auto deadline = Clock::now() + timeout;
+  WebSecurity* web = security_.web.get();
+  std::unique_ptr<SSL, SslDeleter> ssl;
+  if (web && web->tls) {
+    // Plain HTTP on a TLS port gets a plain answer saying so; a TLS record
+    // starts with 0x16 (handshake), a request with a method's letter.
+    char first = 0;
+    if (!wait_for(fd, POLLIN, deadline) || ::recv(fd, &first, 1, MSG_PEEK) != 1) {
+      finish(fd);
+      return;
+    }
+    if (first != 0x16) {
+      HttpResponse r = error_response(400);
+      r.body = "400 Bad Request: this port speaks TLS (https://)\n";
+      Stream(fd, nullptr).write_all(render(r, false, {}), Clock::now() + timeout);
+      ::shutdown(fd, SHUT_WR);
+      finish(fd);
+      return;
+    }
+    ssl.reset(SSL_new(web->tls.get()));
+    if (!ssl || SSL_set_fd(ssl.get(), fd) != 1 || !Stream(fd, ssl.get()).handshake(deadline)) {
+      ssl.reset();
+      finish(fd);
+      return;
+    }
+  }
+  Stream stream(fd, ssl.get());
   std::string head;
   int status = 0;
   char buf[4096];
@@ -230,39 +411,37 @@ void HttpServer::serve(int fd) {
       status = 431;
       break;
     }
-    // SO_RCVTIMEO bounds one read; the deadline bounds a trickling client.
-    if (clock::now() >= deadline) {
-      status = 408;
-      break;
-    }
-    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n < 0 && errno == EINTR) continue;
+    const ssize_t n = stream.read(buf, sizeof(buf), deadline);
     if (n <= 0) {
       status = n == 0 ? -1 : 408;
       break;
     }
     head.append(buf, static_cast<size_t>(n));
   }
+  mark_answering(fd);
   if (status >= 0) {
     HttpRequest req;
     bool head_only = false;
     if (status == 0) status = parse_request_head(head, &req);
     HttpResponse resp;
+    if (status == 0 && web && web->auth && !security_.unauthenticated.count(req.path) &&
+        !web->auth->check(req.authorization)) {
+      status = 401;
+    }
     if (status == 0) {
       head_only = req.method == "HEAD";
       resp = respond(req);
     } else {
       resp = error_response(status);
+      if (status == 401) resp.headers.emplace_back("WWW-Authenticate", "Basic realm=\"tcpka\"");
     }
-    write_all(fd, render(resp, head_only));
+    static const std::vector<std::pair<std::string, std::string>> kNone;
+    stream.write_all(render(resp, head_only, web ? web->headers : kNone), Clock::now() + timeout);
   }
+  if (ssl) SSL_shutdown(ssl.get());  // close_notify, without waiting for the peer's
+  ssl.reset();
   ::shutdown(fd, SHUT_WR);
-  // Close under the lock: the destructor shuts down every fd in open_, and
-  // must never see a number the kernel has already handed out again.
-  std::lock_guard lock(mu_);
-  open_.erase(fd);
-  ::close(fd);
-  if (open_.empty()) idle_.notify_all();
+  finish(fd);
 }
 
 }  // namespace tcpka

@@ -1,53 +1,77 @@
 // A small HTTP/1.1 server for /metrics, /healthz and friends. One thread per
 // connection up to a cap, strict limits on header size and on how long a
-// client may take, Connection: close after every answer: scrapes are short
-// and rare, and a slow or hostile client must never hold up the next one.
+// client may take (TLS handshake included), Connection: close after every
+// answer: scrapes are short and rare, and a slow or hostile client must never
+// hold up the next one. At the cap, a new connection evicts the oldest one
+// still sending its request: a scraper sends its request at once, so only
+// clients that trickle (slowloris) lose their place.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "config.h"
 #include "result.h"
+#include "web_security.h"
 
 namespace tcpka {
 
 struct HttpRequest {
   std::string method;
-  std::string path;   // without the query string
-  std::string query;  // after '?', undecoded
+  std::string path;           // without the query string
+  std::string query;          // after '?', undecoded
+  std::string authorization;  // the Authorization header, "" when absent
 };
 
 struct HttpResponse {
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers = {};  // more header fields
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
 struct HttpLimits {
   size_t max_header_bytes = 16 * 1024;
-  int request_timeout_ms = 5000;  // whole request head, from accept
-  int max_connections = 64;
+  // TLS handshake and request head, from accept; then again for the answer.
+  int request_timeout_ms = 5000;
+  int max_connections = 128;
+};
+
+// TLS, basic auth and extra headers (from --web-config-file), and the paths
+// that answer without basic auth. With TLS the process must ignore SIGPIPE:
+// OpenSSL writes with write(2), not send(MSG_NOSIGNAL) (run_agent does).
+struct HttpSecurity {
+  std::shared_ptr<WebSecurity> web;  // null: plain HTTP, no auth
+  std::set<std::string> unauthenticated;
 };
 
 // Parses a request head ("GET /x?y HTTP/1.1\r\n..."). Returns the status to
-// answer with on error (400, 405, 505), 0 when the request is acceptable.
+// answer with on error (400, 405; never a 5xx), 0 when the request is acceptable.
 int parse_request_head(std::string_view head, HttpRequest* out);
+
+// The value of the first header field called `name` (case-insensitive) in a
+// request head, blanks around it removed; nullopt when there is none.
+std::optional<std::string_view> header_value(std::string_view head, std::string_view name);
 
 class HttpServer {
  public:
   static Result<std::unique_ptr<HttpServer>> start(const ListenAddress& addr,
                                                    std::map<std::string, HttpHandler> routes,
-                                                   HttpLimits limits = {});
+                                                   HttpLimits limits = {},
+                                                   HttpSecurity security = {});
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -59,6 +83,16 @@ class HttpServer {
   void accept_loop();
   void serve(int fd);
   HttpResponse respond(const HttpRequest& req) const;
+  // Takes the connection out of the eviction candidates.
+  void mark_answering(int fd);
+  // Closes fd and forgets it.
+  void finish(int fd);
+
+  struct Slot {
+    std::chrono::steady_clock::time_point accepted;
+    bool reading = true;   // handshake or request head: may be evicted
+    bool evicted = false;  // shut down by the acceptor, its thread is leaving
+  };
 
   int listen_fd_ = -1;
   int wake_[2] = {-1, -1};
@@ -68,7 +102,9 @@ class HttpServer {
   std::thread acceptor_;
   std::mutex mu_;
   std::condition_variable idle_;
-  std::set<int> open_;  // connections being served
+  HttpSecurity security_;
+  std::map<int, Slot> open_;  // connections being served, by fd
+  int live_ = 0;              // those not evicted
   bool stopping_ = false;
 };
 

@@ -186,7 +186,22 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
                         "<a href=\"/sockets\">/sockets</a> "
                         "<a href=\"/healthz\">/healthz</a></p></body></html>\n"};
   };
-  auto server = HttpServer::start(listen, std::move(routes));
+  // /healthz answers without basic auth: kubelet probes cannot send it, and
+  // it tells no more than whether the agent works (TLS still applies).
+  HttpSecurity security{nullptr, {"/healthz"}};
+  if (!cfg.web_config_file.empty()) {
+    auto web = WebSecurity::load(cfg.web_config_file);
+    if (!web) {
+      stop = true;
+      poller.join();
+      audit_poller.join();
+      std::fprintf(stderr, "tcpka: --web-config-file: %s\n", web.error().c_str());
+      return 2;
+    }
+    security.web = std::move(web.value());
+  }
+  const bool tls = security.web && security.web->tls;
+  auto server = HttpServer::start(listen, std::move(routes), {}, std::move(security));
   if (!server) {
     stop = true;
     poller.join();
@@ -194,8 +209,8 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     std::fprintf(stderr, "tcpka: %s\n", server.error().c_str());
     return 1;
   }
-  std::fprintf(stderr, "tcpka: serving on %s (backend %s)\n", cfg.listen.c_str(),
-               std::string(backend_name(attached->plan.backend)).c_str());
+  std::fprintf(stderr, "tcpka: serving %s on %s (backend %s)\n", tls ? "https" : "http",
+               cfg.listen.c_str(), std::string(backend_name(attached->plan.backend)).c_str());
 
   std::thread scanner([&] {
     auto next = std::chrono::steady_clock::now();

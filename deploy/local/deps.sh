@@ -10,11 +10,13 @@ packages=(
   bpftool               # vmlinux.h, `gen object`, `gen skeleton`
   libbpf-dev libelf-dev zlib1g-dev
   libcli11-dev prometheus-cpp-dev
+  libssl-dev libcrypt-dev  # TLS (OpenSSL) and bcrypt (libxcrypt) for --web-config-file
   # tests
   libgtest-dev libgmock-dev
   nftables iproute2     # test namespaces and packet drops
   prometheus            # promtool (rule tests, metrics lint) and a real server for the e2e test
   python3 python3-yaml  # tests/deploy checks
+  openssl curl          # certificates and TLS clients of tests/integration/http_test.cpp
 )
 
 missing=()

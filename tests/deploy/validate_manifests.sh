@@ -130,7 +130,7 @@ if grep -Eq "$compilers" "$tmp/runtime-packages"; then
 else
   ok "runtime stage installs no compiler or -dev package ($(tr '\n' ' ' <"$tmp/runtime-packages"))"
 fi
-for p in libbpf1 libelf1 zlib1g libprometheus-cpp-core1.0 libstdc++6; do
+for p in libbpf1 libelf1 zlib1g libprometheus-cpp-core1.0 libssl3 libcrypt1 libstdc++6; do
   check "runtime stage installs $p" grep -qx -- "$p" "$tmp/runtime-packages"
 done
 bad_copy=$(stage_of "$final" COPY | grep -v -- '--from=' || true)

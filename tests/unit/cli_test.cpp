@@ -276,6 +276,34 @@ TEST(ParseArgsTest, ConfigFileWithBadListenFails) {
   EXPECT_THAT(p.err, HasSubstr("example.com:80"));
 }
 
+TEST(ParseArgsTest, WebConfigFileFromFlagAndConfigFile) {
+  TempFile web("http_server_config:\n  headers:\n    X-Frame-Options: deny\n", "web.yml");
+  Parsed p = parse({"run", "--web-config-file", web.path()});
+  ASSERT_EQ(p.rc, -1) << p.err;
+  EXPECT_EQ(p.inv.run.web_config_file, web.path());
+  TempFile cfg("web-config-file = \"" + web.path() + "\"\n");
+  Parsed q = parse({"run", "--config", cfg.path()});
+  ASSERT_EQ(q.rc, -1) << q.err;
+  EXPECT_EQ(q.inv.run.web_config_file, web.path());
+}
+
+TEST(ParseArgsTest, BadWebConfigFileFailsNamingFileLineAndKey) {
+  TempFile web("tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher: x\n", "web.yml");
+  Parsed p = parse({"run", "--web-config-file", web.path()});
+  EXPECT_EQ(p.rc, 2);
+  expect_one_line(p.err);
+  EXPECT_THAT(p.err, HasSubstr("web config file " + web.path() +
+                               ": line 4: tls_server_config.cipher: unknown key"));
+  // Missing certificate files are refused before anything is loaded, too.
+  TempFile nocert("tls_server_config:\n  cert_file: a.crt\n  key_file: b.key\n", "web.yml");
+  Parsed q = parse({"run", "--web-config-file", nocert.path()});
+  EXPECT_EQ(q.rc, 2);
+  EXPECT_THAT(q.err, HasSubstr("tls_server_config.cert_file: cannot load"));
+  Parsed r = parse({"run", "--web-config-file", "/nonexistent/web.yml"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_THAT(r.err, HasSubstr("web config file /nonexistent/web.yml: cannot be read"));
+}
+
 // Keepalive policies name cgroups, which parse_args() checks on the host's
 // cgroup2 mount: these tests make cgroups of their own there, and fail
 // without a cgroup2 mount.

@@ -1,6 +1,7 @@
 #include "http_server.h"
 
 #include <arpa/inet.h>
+#include <crypt.h>
 #include <errno.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -20,6 +21,7 @@ namespace tcpka {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 // ---------------------------------------------------------------- parsing
@@ -71,10 +73,10 @@ TEST(ParseRequestHeadTest, TargetMustBeAbsolutePath) {
   EXPECT_EQ(parse_request_head("GET * HTTP/1.1\r\n\r\n", &req), 400);
 }
 
-TEST(ParseRequestHeadTest, UnsupportedVersionIs505) {
+TEST(ParseRequestHeadTest, UnsupportedVersionIs400) {
   HttpRequest req;
-  EXPECT_EQ(parse_request_head("GET / HTTP/2.0\r\n\r\n", &req), 505);
-  EXPECT_EQ(parse_request_head("GET / HTTP/0.9\r\n\r\n", &req), 505);
+  EXPECT_EQ(parse_request_head("GET / HTTP/2.0\r\n\r\n", &req), 400);
+  EXPECT_EQ(parse_request_head("GET / HTTP/0.9\r\n\r\n", &req), 400);
 }
 
 TEST(ParseRequestHeadTest, GarbageIs400) {
@@ -99,6 +101,20 @@ TEST(ParseRequestHeadTest, ControlCharactersInTargetAre400) {
   EXPECT_EQ(parse_request_head("GET /a\x7fz HTTP/1.1\r\n\r\n", &req), 400);
   EXPECT_EQ(parse_request_head("GET /caf\xc3\xa9 HTTP/1.1\r\n\r\n", &req), 400);
   EXPECT_EQ(parse_request_head(std::string_view("GET /a\0z HTTP/1.1\r\n\r\n", 22), &req), 400);
+}
+
+TEST(HeaderValueTest, FindsFieldsCaseInsensitivelyAndTrims) {
+  const std::string head =
+      "GET / HTTP/1.1\r\nHost: x\r\nauthorization:  Basic abc= \r\nX-A: 1\r\n\r\n";
+  EXPECT_EQ(header_value(head, "Authorization").value_or("?"), "Basic abc=");
+  EXPECT_EQ(header_value(head, "x-a").value_or("?"), "1");
+  EXPECT_FALSE(header_value(head, "Host2").has_value());
+  EXPECT_FALSE(header_value(head, "GET / HTTP/1.1").has_value());
+  // Nothing after the blank line counts.
+  EXPECT_FALSE(header_value("GET / HTTP/1.1\r\n\r\nX-B: 2\r\n", "X-B").has_value());
+  HttpRequest req;
+  ASSERT_EQ(parse_request_head(head, &req), 0);
+  EXPECT_EQ(req.authorization, "Basic abc=");
 }
 
 // ---------------------------------------------------------------- sockets
@@ -282,9 +298,9 @@ TEST_F(HttpServerTest, PostIs405) {
   EXPECT_THAT(r.body, HasSubstr("405"));
 }
 
-TEST_F(HttpServerTest, BadRequestIs400AndBadVersionIs505) {
+TEST_F(HttpServerTest, BadRequestAndBadVersionAre400) {
   EXPECT_EQ(exchange(port(), "hello there\r\n\r\n").status, 400);
-  EXPECT_EQ(exchange(port(), "GET /metrics HTTP/2.0\r\n\r\n").status, 505);
+  EXPECT_EQ(exchange(port(), "GET /metrics HTTP/2.0\r\n\r\n").status, 400);
 }
 
 TEST_F(HttpServerTest, HugeHeaderIs431) {
@@ -338,16 +354,51 @@ TEST_F(HttpServerTest, ClientThatHangsUpGetsNothingAndServerGoesOn) {
   EXPECT_EQ(exchange(port(), "GET /metrics HTTP/1.1\r\n\r\n").status, 200);
 }
 
-TEST_F(HttpServerTest, ConnectionsPastTheCapGet503) {
+TEST_F(HttpServerTest, AtTheCapTheOldestSlowClientIsEvicted) {
+  HttpLimits limits;
+  limits.max_connections = 2;
+  start(limits);
+  Client oldest(port());
+  oldest.send("GET /metr");
+  // Accepted in order: once this one is answered, `oldest` has been accepted.
+  ASSERT_EQ(exchange(port(), "GET /metrics HTTP/1.1\r\n\r\n").status, 200);
+  Client younger(port());
+  younger.send("GET /metr");
+  ASSERT_EQ(exchange(port(), "GET /metrics HTTP/1.1\r\n\r\n").status, 200);
+  // The cap is reached by the two slow ones; a scraper evicts the oldest.
+  Response r = exchange(port(), "GET /metrics HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(r.status, 200) << r.raw;
+  EXPECT_EQ(oldest.read_all(), "");  // closed without an answer
+  younger.send("ics HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(parse_response(younger.read_all()).status, 200);
+}
+
+TEST_F(HttpServerTest, AtTheCapWithEveryoneAnsweredNewConnectionsGet503) {
   HttpLimits limits;
   limits.max_connections = 1;
-  start(limits);
-  Client first(port());
-  // Accepted in order: by the time the second is accepted the first is being served.
-  Response r = exchange(port(), "GET /metrics HTTP/1.1\r\n\r\n");
+  server_.reset();
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<void> entered;
+  std::map<std::string, HttpHandler> routes;
+  routes["/slow"] = [&](const HttpRequest&) {
+    entered.set_value();
+    released.wait();
+    return HttpResponse{200, "text/plain", "late"};
+  };
+  auto s = HttpServer::start(ListenAddress{"127.0.0.1", 0, AF_INET}, routes, limits);
+  ASSERT_TRUE(s.ok()) << s.error();
+  server_ = std::move(s.value());
+  Client busy(port());
+  busy.send("GET /slow HTTP/1.1\r\n\r\n");
+  entered.get_future().wait();
+  // The only slot is answering, not reading: nothing to evict.
+  Response r = exchange(port(), "GET /slow HTTP/1.1\r\n\r\n");
+  release.set_value();
   EXPECT_EQ(r.status, 503) << r.raw;
-  first.send("GET /metrics HTTP/1.1\r\n\r\n");
-  EXPECT_EQ(parse_response(first.read_all()).status, 200);
+  Response late = parse_response(busy.read_all());
+  EXPECT_EQ(late.status, 200) << late.raw;
+  EXPECT_EQ(late.body, "late");
 }
 
 TEST_F(HttpServerTest, ManySequentialRequests) {
@@ -358,12 +409,11 @@ TEST_F(HttpServerTest, ManySequentialRequests) {
 
 TEST_F(HttpServerTest, DestroyWithIdleClientReturnsPromptly) {
   HttpLimits limits;
-  limits.max_connections = 1;
   limits.request_timeout_ms = 30000;  // only the destructor can end the idle client
   start(limits);
   Client idle(port());
-  // The cap makes this one 503 only once the idle client is being served.
-  ASSERT_EQ(exchange(port(), "GET /metrics HTTP/1.1\r\n\r\n").status, 503);
+  // Accepted in order: once this one is answered, the idle one is being served.
+  ASSERT_EQ(exchange(port(), "GET /metrics HTTP/1.1\r\n\r\n").status, 200);
 
   std::promise<void> done;
   std::future<void> finished = done.get_future();
@@ -383,6 +433,60 @@ TEST_F(HttpServerTest, PortInUseIsAnError) {
   ASSERT_FALSE(other.ok());
   EXPECT_THAT(other.error(), HasSubstr("127.0.0.1"));
   EXPECT_THAT(other.error(), HasSubstr(std::to_string(port())));
+}
+
+// Basic auth through the server, plain HTTP; bcrypt at the lowest cost.
+class HttpAuthTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+    ASSERT_NE(crypt_gensalt_rn("$2b$", 4, nullptr, 0, setting, sizeof(setting)), nullptr);
+    crypt_data data{};
+    const char* hash = crypt_rn("s3cret", setting, &data, sizeof(data));
+    ASSERT_NE(hash, nullptr);
+    auto web = std::make_shared<WebSecurity>();
+    web->auth = std::make_unique<BasicAuth>(std::map<std::string, std::string>{{"prom", hash}});
+    web->headers = {{"X-Content-Type-Options", "nosniff"}};
+    std::map<std::string, HttpHandler> routes;
+    routes["/metrics"] = [](const HttpRequest&) { return HttpResponse{200, "text/plain", "m"}; };
+    routes["/healthz"] = [](const HttpRequest&) { return HttpResponse{200, "text/plain", "ok"}; };
+    auto s = HttpServer::start(ListenAddress{"127.0.0.1", 0, AF_INET}, routes, {},
+                               HttpSecurity{web, {"/healthz"}});
+    ASSERT_TRUE(s.ok()) << s.error();
+    server_ = std::move(s.value());
+  }
+  Response get(const std::string& path, const std::string& auth) {
+    return exchange(server_->port(), "GET " + path + " HTTP/1.1\r\n" +
+                                         (auth.empty() ? "" : "Authorization: " + auth + "\r\n") +
+                                         "\r\n");
+  }
+  std::unique_ptr<HttpServer> server_;
+};
+
+TEST_F(HttpAuthTest, RightPasswordIsServedWithTheConfiguredHeaders) {
+  Response r = get("/metrics", "Basic cHJvbTpzM2NyZXQ=");  // prom:s3cret
+  EXPECT_EQ(r.status, 200) << r.raw;
+  EXPECT_EQ(r.body, "m");
+  EXPECT_THAT(r.head, HasSubstr("\r\nX-Content-Type-Options: nosniff"));
+  // Again, from the cache.
+  EXPECT_EQ(get("/metrics", "basic cHJvbTpzM2NyZXQ=").status, 200);
+}
+
+TEST_F(HttpAuthTest, MissingOrWrongCredentialsAre401WithAChallenge) {
+  for (const std::string auth :
+       {"", "Basic cHJvbTp3cm9uZw==" /* prom:wrong */, "Basic b3RoZXI6czNjcmV0" /* other:s3cret */,
+        "Basic !!!", "Bearer cHJvbTpzM2NyZXQ=", "Basic cHJvbQ==" /* prom */}) {
+    Response r = get("/metrics", auth);
+    EXPECT_EQ(r.status, 401) << auth << "\n" << r.raw;
+    EXPECT_THAT(r.head, HasSubstr("\r\nWWW-Authenticate: Basic realm=\"tcpka\""));
+    EXPECT_THAT(r.body, Not(HasSubstr("m\n")));
+  }
+  // Unknown paths do not tell what exists either.
+  EXPECT_EQ(get("/nope", "").status, 401);
+}
+
+TEST_F(HttpAuthTest, UnauthenticatedPathsAnswerWithout) {
+  EXPECT_EQ(get("/healthz", "").status, 200);
 }
 
 TEST(HttpServerIpv6Test, ServesOnLoopback) {
