@@ -100,6 +100,10 @@ Parsed parse_once(const std::vector<std::string>& args, Invocation* inv, std::st
                 "Pin the policies under /sys/fs/bpf/tcpka so they outlive the agent; the next "
                 "start replaces them atomically, `tcpka keepalive remove` removes them");
 
+  run->add_flag("--strict", inv->run.strict,
+                "Refuse to start (exit status 3) when this kernel cannot observe every signal, "
+                "instead of running degraded");
+
   CLI::App* keepalive = app.add_subcommand("keepalive", "Keepalive policies outside `run`");
   keepalive->require_subcommand(1);
   CLI::App* apply = keepalive->add_subcommand(
@@ -128,6 +132,8 @@ Parsed parse_once(const std::vector<std::string>& args, Invocation* inv, std::st
   CLI::App* check =
       app.add_subcommand("check", "Print the kernel's features and the attach path of each signal");
   add_backend_flag(check, &p.backend);
+  check->add_flag("--strict", inv->run.strict,
+                  "Fail (exit status 3) when a signal cannot be observed, as `run --strict` would");
 
   CLI::App* watch = app.add_subcommand("watch", "Stream keepalive events, one line each");
   watch->add_flag("--json", inv->json, "One JSON object per line");
@@ -259,9 +265,11 @@ int parse_args(int argc, const char* const argv[], Invocation* inv, std::string*
   std::vector<std::string> args(argv + 1, argv + argc);
   std::string help;
   Parsed p;
+  std::string where;  // names the config file once the command line alone parsed
   try {
     p = parse_once(args, inv, &help);
     if (p.command == Command::kRun && !p.config.empty()) {
+      where = "config file " + p.config + ": ";
       // Again, with the file's keys first so the command line overrides them.
       std::vector<std::string> merged = {"run"};
       const auto from_file = config_args(p.config);
@@ -279,7 +287,9 @@ int parse_args(int argc, const char* const argv[], Invocation* inv, std::string*
     return 0;
   } catch (const CLI::Error& e) {
     // One line naming the bad value; CLI11's multi-line usage is noise here.
-    *err = "tcpka: " + one_line(e.what()) + " (see tcpka --help)\n";
+    std::string msg = one_line(e.what());
+    if (!where.empty() && msg.rfind(where, 0) != 0) msg = where + msg;
+    *err = "tcpka: " + msg + " (see tcpka --help)\n";
     return 2;
   }
 

@@ -71,6 +71,9 @@ struct RunConfig {
   // Where the kubelet's pods/ and containers/ log directories are (pod
   // labels); "" turns pod attribution off.
   std::string k8s_log_root = "/var/log";
+  // Refuse to start when a signal cannot be observed on this kernel, instead
+  // of running degraded.
+  bool strict = false;
 };
 
 Result<void> validate(const RunConfig& cfg);

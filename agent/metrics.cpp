@@ -50,19 +50,28 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
                       "Connections ended by keepalive: outcome timeout (probes or "
                       "TCP_USER_TIMEOUT ran out) or reset (the peer answered a probe with RST).",
                       MetricType::Counter);
+  // A signal the kernel cannot show has no series at all: a 0 would read as
+  // a measurement ("no kill by reset") when nothing was measured.
+  const Plan& plan = info_.plan;
+  const bool see_probe = observed(plan, "probe"), see_recovered = observed(plan, "recovered"),
+             see_timeout = observed(plan, "kill_timeout"), see_reset = observed(plan, "kill_reset");
   for (const auto& [key, c] : snap.series) {
     std::vector<ClientMetric::Label> l = {{"cgroup", key.cgroup},
                                           {"direction", std::string(direction_name(key.direction))},
                                           {"port", key.port}};
     add_pod_labels(l, src_.pod_labels, key.cgroup);
-    add(probes, l, static_cast<double>(c.probes));
-    add(recovered, l, static_cast<double>(c.recovered));
-    auto lt = l;
-    lt.push_back({"outcome", "timeout"});
-    add(kills, lt, static_cast<double>(c.kills_timeout));
-    auto lr = l;
-    lr.push_back({"outcome", "reset"});
-    add(kills, lr, static_cast<double>(c.kills_reset));
+    if (see_probe) add(probes, l, static_cast<double>(c.probes));
+    if (see_recovered) add(recovered, l, static_cast<double>(c.recovered));
+    if (see_timeout) {
+      auto lt = l;
+      lt.push_back({"outcome", "timeout"});
+      add(kills, lt, static_cast<double>(c.kills_timeout));
+    }
+    if (see_reset) {
+      auto lr = l;
+      lr.push_back({"outcome", "reset"});
+      add(kills, lr, static_cast<double>(c.kills_reset));
+    }
   }
 
   auto build =
@@ -107,11 +116,13 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   }
 
   auto signals = family("tcpka_signal_info",
-                        "How each signal is observed on this kernel (1 = observed, 0 = blind).",
+                        "How each signal is observed on this kernel: 1 = observed through "
+                        "attach, 0 = not observed (attach=\"none\"; the signal's series are "
+                        "left out).",
                         MetricType::Gauge);
   for (const auto& s : info_.plan.signals) {
     add(signals,
-        {{"attach", s.attach},
+        {{"attach", s.available ? s.attach : "none"},
          {"backend", std::string(backend_name(info_.plan.backend))},
          {"signal", s.signal}},
         s.available ? 1 : 0);

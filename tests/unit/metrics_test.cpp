@@ -141,7 +141,7 @@ TEST_F(MetricsTest, AgentSamples) {
   EXPECT_THAT(out, HasSubstr("\ntcpka_untracked_sockets_total 0\n"));
 }
 
-TEST_F(MetricsTest, BlindSignalIsZero) {
+TEST_F(MetricsTest, BlindSignalIsZeroAndHasNoSeries) {
   Features f = all_features();
   f.tp_receive_reset = false;
   f.rst_reason = false;
@@ -149,8 +149,14 @@ TEST_F(MetricsTest, BlindSignalIsZero) {
   ASSERT_TRUE(plan.ok()) << plan.error();
   info_.plan = *plan;
   const std::string out = render();
-  EXPECT_THAT(out, HasSubstr("tcpka_signal_info{attach=\"tp_btf/tcp_receive_reset\",backend="
+  EXPECT_THAT(out, HasSubstr("tcpka_signal_info{attach=\"none\",backend="
                              "\"timer-bracket\",signal=\"kill_reset\"} 0\n"));
+  // Not observed is not "zero kills by reset": no such series at all.
+  EXPECT_THAT(out, Not(HasSubstr("outcome=\"reset\"")));
+  EXPECT_THAT(out, HasSubstr("tcpka_keepalive_kills_total{cgroup=\"/db\",direction=\"inbound\","
+                             "port=\"5432\",outcome=\"timeout\"} 1\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_keepalive_probes_sent_total{cgroup=\"/db\",direction="
+                             "\"inbound\",port=\"5432\"} 3\n"));
   EXPECT_THAT(out, HasSubstr("tcpka_signal_info{attach=\"tp_btf/inet_sk_error_report\",backend="
                              "\"timer-bracket\",signal=\"kill_timeout\"} 1\n"));
 }
