@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <sstream>
 #include <vector>
 
@@ -263,6 +264,15 @@ Result<void> collect_policies(const Parsed& p, Invocation* inv) {
 int parse_args(int argc, const char* const argv[], Invocation* inv, std::string* out,
                std::string* err) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  // CLI11 says only "A subcommand is required" for a misspelt one.
+  if (!args.empty() && !args[0].empty() && args[0][0] != '-') {
+    const std::vector<std::string> known = {"run", "check", "watch", "audit", "keepalive"};
+    if (std::find(known.begin(), known.end(), args[0]) == known.end()) {
+      *err = "tcpka: unknown command '" + args[0] +
+             "' (one of run, check, watch, audit, keepalive; see tcpka --help)\n";
+      return 2;
+    }
+  }
   std::string help;
   Parsed p;
   std::string where;  // names the config file once the command line alone parsed

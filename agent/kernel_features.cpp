@@ -94,9 +94,11 @@ std::string btf_failure(int err) {
     why = std::string(path) + " is missing (" + strerror(errno) + ")";
   } else if (::access(path, R_OK) != 0) {
     why = std::string(path) + " is not readable (" + strerror(errno) + ")";
+  } else if (st.st_size == 0) {
+    why = std::string(path) + " is empty";
   } else {
     why = std::string(path) + " is not valid BTF (" + std::to_string(st.st_size) +
-          " bytes; libbpf: " + strerror(err) + ")";
+          " bytes: " + strerror(err) + ")";
   }
   return "no kernel BTF: " + why +
          "; tcpka needs a kernel built with CONFIG_DEBUG_INFO_BTF=y";
@@ -115,8 +117,13 @@ Features probe_features() {
 
   // The same lookup libbpf does when it loads our programs, so a BTF we
   // refuse is one libbpf could not have used either.
+  // libbpf's own warning would make a second, vaguer line: ours says it.
+  const libbpf_print_fn_t old_print = libbpf_set_print(nullptr);
   btf* vmlinux = btf__load_vmlinux_btf();
+  const int load_err = errno;
+  libbpf_set_print(old_print);
   if (!vmlinux) {
+    errno = load_err;
     f.btf_error = btf_failure(errno);
     return f;
   }
