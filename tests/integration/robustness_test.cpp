@@ -323,6 +323,17 @@ std::vector<std::string> with_btf(const std::string& btf_file, std::vector<std::
   return argv;
 }
 
+// Waits until the agent on 127.0.0.1:9977 of this netns answers /healthz 200.
+bool becomes_healthy() {
+  return eventually(
+      [] {
+        int status = 0;
+        http_get(9977, "/healthz", &status);
+        return status == 200;
+      },
+      seconds(15));
+}
+
 std::string shell_words(const std::vector<std::string>& argv) {
   std::string s;
   for (const auto& a : argv) s += (s.empty() ? "" : " ") + ("'" + a + "'");
@@ -348,6 +359,13 @@ class KernelSupportTest : public ::testing::Test {
     EXPECT_EQ(read_text("/proc/self/mountinfo").find("/sys/kernel/btf/vmlinux"),
               std::string::npos);
   }
+  // `tcpka ARGS...` in a namespace whose kernel BTF is btf_file; its exit
+  // status, and stdout and stderr in *out.
+  static int check_with(const std::string& btf_file, std::vector<std::string> args,
+                        std::string* out) {
+    args.insert(args.begin(), agent_binary());
+    return sh(shell_words(with_btf(btf_file, args)) + " 2>&1", out);
+  }
   void expect_nothing_remains() {
     EXPECT_TRUE(eventually([] { return count_our_programs() == 0; }, seconds(5)));
     EXPECT_EQ(count_our_links(), 0);
@@ -372,8 +390,7 @@ TEST_F(KernelSupportTest, NoBtfRefusesNamingTheFileAndTheKernelOption) {
     expect_nothing_remains();
   }
   std::string out;
-  EXPECT_EQ(sh(shell_words(with_btf(empty.path(), {agent_binary(), "check"})) + " 2>&1", &out),
-            1);
+  EXPECT_EQ(check_with(empty.path(), {"check"}, &out), 1);
   EXPECT_NE(out.find("kernel BTF:                       no"), std::string::npos) << out;
   EXPECT_NE(out.find("result: cannot run: no kernel BTF"), std::string::npos) << out;
   expect_nothing_remains();
@@ -385,8 +402,7 @@ TEST_F(KernelSupportTest, AbsentReceiveResetTracepointRunsDegradedAndSaysSo) {
   if (HasFatalFailure()) return;
 
   std::string out;
-  EXPECT_EQ(sh(shell_words(with_btf(btf_file.path(), {agent_binary(), "check"})) + " 2>&1", &out),
-            0)
+  EXPECT_EQ(check_with(btf_file.path(), {"check"}, &out), 0)
       << out;
   EXPECT_NE(out.find("tp tcp_receive_reset:             no"), std::string::npos) << out;
   EXPECT_NE(out.find("kill_reset    NOT OBSERVED (no tcp:tcp_receive_reset tracepoint)"),
@@ -400,14 +416,7 @@ TEST_F(KernelSupportTest, AbsentReceiveResetTracepointRunsDegradedAndSaysSo) {
   {
     Background agent(with_btf(btf_file.path(),
                               {agent_binary(), "run", "--listen", "127.0.0.1:9977"}));
-    ASSERT_TRUE(eventually(
-        [&] {
-          int status = 0;
-          http_get(9977, "/healthz", &status);
-          return status == 200;
-        },
-        seconds(15)))
-        << agent.log();
+    ASSERT_TRUE(becomes_healthy()) << agent.log();
     EXPECT_NE(agent.log().find("degraded: signal kill_reset (no tcp:tcp_receive_reset "
                                "tracepoint) is NOT observed"),
               std::string::npos)
@@ -465,10 +474,7 @@ TEST_F(KernelSupportTest, StrictRefusesAMissingTracepointNamingTheSignal) {
     expect_nothing_remains();
   }
   std::string out;
-  EXPECT_EQ(sh(shell_words(with_btf(btf_file.path(), {agent_binary(), "check", "--strict"})) +
-                   " 2>&1",
-               &out),
-            3)
+  EXPECT_EQ(check_with(btf_file.path(), {"check", "--strict"}, &out), 3)
       << out;
   EXPECT_NE(out.find("result: cannot run: --strict"), std::string::npos) << out;
   expect_nothing_remains();
@@ -479,10 +485,7 @@ TEST_F(KernelSupportTest, AbsentSendResetFallsBackToTimerBracketWithNothingMissi
   write_btf_without_tracepoint("tcp_send_reset", btf_file.path());
   if (HasFatalFailure()) return;
   std::string out;
-  EXPECT_EQ(sh(shell_words(with_btf(btf_file.path(), {agent_binary(), "check", "--strict"})) +
-                   " 2>&1",
-               &out),
-            0)
+  EXPECT_EQ(check_with(btf_file.path(), {"check", "--strict"}, &out), 0)
       << out;
   EXPECT_NE(out.find("backend: timer-bracket"), std::string::npos) << out;
   EXPECT_NE(out.find("kill_timeout  tp_btf/inet_sk_error_report"), std::string::npos) << out;
@@ -541,14 +544,7 @@ TEST_F(CapabilitiesTest, DaemonSetSetStartsAttachesServesAndCountsAKill) {
   TestNetns netns;
   TestCgroup cgroup(false);
   Background agent(setpriv(kDaemonSetCaps, run_with_policy(cgroup)));
-  ASSERT_TRUE(eventually(
-      [&] {
-        int status = 0;
-        http_get(9977, "/healthz", &status);
-        return status == 200;
-      },
-      seconds(15)))
-      << agent.log();
+  ASSERT_TRUE(becomes_healthy()) << agent.log();
   // The agent really runs with only those four.
   // CAP_BPF (39), CAP_PERFMON (38), CAP_SYSLOG (34), CAP_NET_ADMIN (12).
   const std::string status = read_text("/proc/" + std::to_string(child_named("tcpka")) + "/status");
@@ -617,14 +613,7 @@ TEST_F(CapabilitiesTest, WithoutNetAdminRunStartsWhenNoPolicyIsConfigured) {
   TestNetns netns;
   Background agent(setpriv({"bpf", "perfmon", "syslog"},
                            {agent_binary(), "run", "--listen", "127.0.0.1:9977"}));
-  EXPECT_TRUE(eventually(
-      [&] {
-        int status = 0;
-        http_get(9977, "/healthz", &status);
-        return status == 200;
-      },
-      seconds(15)))
-      << agent.log();
+  EXPECT_TRUE(becomes_healthy()) << agent.log();
   EXPECT_EQ(metric(http_get(9977, "/metrics"), "tcpka_bpf_program_attached"), 7);
 }
 
