@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <sstream>
 #include <vector>
 
@@ -104,6 +105,10 @@ Parsed parse_once(const std::vector<std::string>& args, Invocation* inv, std::st
                 "Pin the policies under /sys/fs/bpf/tcpka so they outlive the agent; the next "
                 "start replaces them atomically, `tcpka keepalive remove` removes them");
 
+  run->add_flag("--strict", inv->run.strict,
+                "Refuse to start (exit status 3) when this kernel cannot observe every signal, "
+                "instead of running degraded");
+
   CLI::App* keepalive = app.add_subcommand("keepalive", "Keepalive policies outside `run`");
   keepalive->require_subcommand(1);
   CLI::App* apply = keepalive->add_subcommand(
@@ -132,6 +137,8 @@ Parsed parse_once(const std::vector<std::string>& args, Invocation* inv, std::st
   CLI::App* check =
       app.add_subcommand("check", "Print the kernel's features and the attach path of each signal");
   add_backend_flag(check, &p.backend);
+  check->add_flag("--strict", inv->run.strict,
+                  "Fail (exit status 3) when a signal cannot be observed, as `run --strict` would");
 
   CLI::App* watch = app.add_subcommand("watch", "Stream keepalive events, one line each");
   watch->add_flag("--json", inv->json, "One JSON object per line");
@@ -261,11 +268,22 @@ Result<void> collect_policies(const Parsed& p, Invocation* inv) {
 int parse_args(int argc, const char* const argv[], Invocation* inv, std::string* out,
                std::string* err) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  // CLI11 says only "A subcommand is required" for a misspelt one.
+  if (!args.empty() && !args[0].empty() && args[0][0] != '-') {
+    const std::vector<std::string> known = {"run", "check", "watch", "audit", "keepalive"};
+    if (std::find(known.begin(), known.end(), args[0]) == known.end()) {
+      *err = "tcpka: unknown command '" + args[0] +
+             "' (one of run, check, watch, audit, keepalive; see tcpka --help)\n";
+      return 2;
+    }
+  }
   std::string help;
   Parsed p;
+  std::string where;  // names the config file once the command line alone parsed
   try {
     p = parse_once(args, inv, &help);
     if (p.command == Command::kRun && !p.config.empty()) {
+      where = "config file " + p.config + ": ";
       // Again, with the file's keys first so the command line overrides them.
       std::vector<std::string> merged = {"run"};
       const auto from_file = config_args(p.config);
@@ -283,7 +301,9 @@ int parse_args(int argc, const char* const argv[], Invocation* inv, std::string*
     return 0;
   } catch (const CLI::Error& e) {
     // One line naming the bad value; CLI11's multi-line usage is noise here.
-    *err = "tcpka: " + one_line(e.what()) + " (see tcpka --help)\n";
+    std::string msg = one_line(e.what());
+    if (!where.empty() && msg.rfind(where, 0) != 0) msg = where + msg;
+    *err = "tcpka: " + msg + " (see tcpka --help)\n";
     return 2;
   }
 

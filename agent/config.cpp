@@ -136,7 +136,7 @@ Result<void> validate_policy(const PolicySpec& p, std::string_view prefix) {
 
 Result<void> validate(const RunConfig& cfg) {
   if (auto l = parse_listen(cfg.listen); !l) return Error{l.error()};
-  if (cfg.max_series < 1) return Error{"--max-series: must be at least 1"};
+  if (cfg.max_series < 1) return Error{"--max-series: '0' must be at least 1"};
   if (cfg.gc_interval < 1 || cfg.gc_interval > 86400) {
     return Error{"--gc-interval: '" + std::to_string(cfg.gc_interval) + "' is not in 1..86400"};
   }
@@ -147,7 +147,7 @@ Result<void> validate(const RunConfig& cfg) {
                  "' is not a power of two of at least the page size (" + std::to_string(page) +
                  ")"};
   }
-  if (cfg.max_sockets < 1) return Error{"--max-sockets: must be at least 1"};
+  if (cfg.max_sockets < 1) return Error{"--max-sockets: '0' must be at least 1"};
   if (cfg.audit_interval < 1 || cfg.audit_interval > 3600) {
     return Error{"--audit-interval: '" + std::to_string(cfg.audit_interval) +
                  "' is not in 1..3600"};

@@ -73,6 +73,9 @@ struct RunConfig {
   std::string k8s_log_root = "/var/log";
   // Exporter-toolkit web-config file (TLS, basic auth); "" serves plain HTTP.
   std::string web_config_file;
+  // Refuse to start when a signal cannot be observed on this kernel, instead
+  // of running degraded.
+  bool strict = false;
 };
 
 Result<void> validate(const RunConfig& cfg);

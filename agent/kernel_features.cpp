@@ -42,7 +42,9 @@ bool enum_has(const btf* vmlinux, const char* type, std::string_view value) {
   return false;
 }
 
-bool kallsyms_has(std::string_view symbol) {
+enum class Ksym { kAbsent, kHidden, kVisible };
+
+Ksym kallsyms_find(std::string_view symbol) {
   std::ifstream in("/proc/kallsyms");
   std::string addr, type, name;
   while (in >> addr >> type) {
@@ -50,9 +52,11 @@ bool kallsyms_has(std::string_view symbol) {
     // "name" or "name\t[module]"; the address is 0 under kptr_restrict.
     std::string_view n(name);
     while (!n.empty() && (n.front() == ' ' || n.front() == '\t')) n.remove_prefix(1);
-    if (n == symbol) return addr.find_first_not_of('0') != std::string::npos;
+    if (n == symbol) {
+      return addr.find_first_not_of('0') != std::string::npos ? Ksym::kVisible : Ksym::kHidden;
+    }
   }
-  return false;
+  return Ksym::kAbsent;
 }
 
 // Loads (never attaches) a two-instruction fentry program on
@@ -79,6 +83,27 @@ void probe_fentry(const btf* vmlinux, Features* f) {
   }
 }
 
+// Why the kernel's BTF could not be read, naming the file and the kernel
+// option. libbpf 1.1 also falls back to a vmlinux ELF under /boot and
+// /lib/modules; those are the rare case, so the message names the usual file.
+std::string btf_failure(int err) {
+  const char* path = kVmlinuxBtf;
+  std::string why;
+  struct stat st {};
+  if (::stat(path, &st) != 0) {
+    why = std::string(path) + " is missing (" + strerror(errno) + ")";
+  } else if (::access(path, R_OK) != 0) {
+    why = std::string(path) + " is not readable (" + strerror(errno) + ")";
+  } else if (st.st_size == 0) {
+    why = std::string(path) + " is empty";
+  } else {
+    why = std::string(path) + " is not valid BTF (" + std::to_string(st.st_size) +
+          " bytes: " + strerror(err) + ")";
+  }
+  return "no kernel BTF: " + why +
+         "; tcpka needs a kernel built with CONFIG_DEBUG_INFO_BTF=y";
+}
+
 }  // namespace
 
 Features probe_features() {
@@ -86,11 +111,20 @@ Features probe_features() {
   f.cgroup2 = find_cgroup2_mount();
   struct stat st {};
   f.kprobes = ::stat("/sys/bus/event_source/devices/kprobe/type", &st) == 0;
-  f.ksym_keepalive_timer = kallsyms_has("tcp_keepalive_timer");
+  const Ksym timer = kallsyms_find("tcp_keepalive_timer");
+  f.ksym_keepalive_timer = timer == Ksym::kVisible;
+  f.ksym_hidden = timer == Ksym::kHidden;
 
+  // The same lookup libbpf does when it loads our programs, so a BTF we
+  // refuse is one libbpf could not have used either.
+  // libbpf's own warning would make a second, vaguer line: ours says it.
+  const libbpf_print_fn_t old_print = libbpf_set_print(nullptr);
   btf* vmlinux = btf__load_vmlinux_btf();
+  const int load_err = errno;
+  libbpf_set_print(old_print);
   if (!vmlinux) {
-    f.btf_error = std::string("no kernel BTF (/sys/kernel/btf/vmlinux): ") + strerror(errno);
+    errno = load_err;
+    f.btf_error = btf_failure(errno);
     return f;
   }
   f.btf = true;
@@ -110,9 +144,14 @@ Features probe_features() {
 }
 
 Result<Plan> plan_for(const Features& f, Backend requested) {
-  if (!f.btf) return Error{f.btf_error.empty() ? "no kernel BTF" : f.btf_error};
+  if (!f.btf) {
+    return Error{f.btf_error.empty() ? std::string("no kernel BTF (") + kVmlinuxBtf + ")"
+                                     : f.btf_error};
+  }
   if (!f.ksym_keepalive_timer) {
-    return Error{"tcp_keepalive_timer is not in /proc/kallsyms (kptr_restrict, or no CAP_SYSLOG)"};
+    return Error{f.ksym_hidden ? "tcp_keepalive_timer's address is hidden in /proc/kallsyms "
+                                 "(kptr_restrict or perf_event_paranoid, and no CAP_SYSLOG)"
+                               : "tcp_keepalive_timer is not in /proc/kallsyms"};
   }
   if (!f.tp_timer_expire) {
     return Error{"the kernel has no timer:timer_expire_entry/exit tracepoints"};
@@ -165,6 +204,30 @@ Result<Plan> plan_for(const Features& f, Backend requested) {
                        f.tp_destroy_sock ? "" : "no tcp:tcp_destroy_sock tracepoint"});
   if (f.tp_destroy_sock) p.programs.push_back("tka_destroy");
   return p;
+}
+
+std::vector<std::string> unobserved(const Plan& p) {
+  std::vector<std::string> out;
+  for (const auto& s : p.signals) {
+    if (!s.available) out.push_back(s.signal + " (" + s.missing + ")");
+  }
+  return out;
+}
+
+bool observed(const Plan& p, std::string_view signal) {
+  for (const auto& s : p.signals) {
+    if (s.signal == signal) return s.available;
+  }
+  return false;
+}
+
+Result<void> require_every_signal(const Plan& p) {
+  const auto missing = unobserved(p);
+  if (missing.empty()) return {};
+  std::string list;
+  for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
+  return Error{"--strict: refusing to start without every signal; not observed on this kernel: " +
+               list};
 }
 
 std::string describe(const Features& f) {

@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config.h"
@@ -12,10 +13,14 @@
 
 namespace tcpka {
 
+// Where the kernel exposes its BTF (CONFIG_DEBUG_INFO_BTF).
+inline constexpr const char* kVmlinuxBtf = "/sys/kernel/btf/vmlinux";
+
 struct Features {
   bool btf = false;  // /sys/kernel/btf/vmlinux parsed
   std::string btf_error;
   bool ksym_keepalive_timer = false;  // tcp_keepalive_timer in /proc/kallsyms
+  bool ksym_hidden = false;           // ...listed, but its address reads as 0 (no CAP_SYSLOG)
   bool tp_timer_expire = false;       // timer:timer_expire_entry + _exit
   bool tp_send_reset = false;         // tcp:tcp_send_reset
   bool rst_reason = false;            // ...carrying SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT (6.10+)
@@ -49,6 +54,13 @@ struct Plan {
 // Fails when a required signal cannot be observed, or when the requested
 // backend is not supported by this kernel; the message says which and why.
 Result<Plan> plan_for(const Features& f, Backend requested);
+
+// The signals a plan cannot observe, each as "signal (what is missing)".
+std::vector<std::string> unobserved(const Plan& p);
+// Whether the plan observes that signal (false for an unknown name).
+bool observed(const Plan& p, std::string_view signal);
+// --strict: an error naming every unobserved signal and why, if any.
+Result<void> require_every_signal(const Plan& p);
 
 // Human-readable report for `tcpka check`.
 std::string describe(const Features& f);

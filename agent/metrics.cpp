@@ -110,7 +110,11 @@ constexpr std::string_view kKillsHelp =
 }  // namespace
 
 void write_keepalive_families(std::string& out, const Aggregator::Snapshot& snap,
-                              const PodLabeler& pod_labels) {
+                              const PodLabeler& pod_labels, const Plan& plan) {
+  // A signal the kernel cannot show has no series at all: a 0 would read as
+  // a measurement ("no kill by reset") when nothing was measured.
+  const bool see_probe = observed(plan, "probe"), see_recovered = observed(plan, "recovered"),
+             see_timeout = observed(plan, "kill_timeout"), see_reset = observed(plan, "kill_reset");
   // Pod labels per cgroup, resolved once per scrape: many label sets share one cgroup.
   std::map<std::string_view, std::optional<PodLabels>> pods;
   auto pod_of = [&](const std::string& cgroup) -> const std::optional<PodLabels>& {
@@ -136,20 +140,29 @@ void write_keepalive_families(std::string& out, const Aggregator::Snapshot& snap
   };
   std::array<Label, 7> l;
   append_header(out, kProbesName, kProbesHelp);
-  for (const auto& [key, c] : snap.series) {
-    append_sample(out, kProbesName, l.data(), labels_of(key, l), c.probes);
+  if (see_probe) {
+    for (const auto& [key, c] : snap.series) {
+      append_sample(out, kProbesName, l.data(), labels_of(key, l), c.probes);
+    }
   }
   append_header(out, kRecoveredName, kRecoveredHelp);
-  for (const auto& [key, c] : snap.series) {
-    append_sample(out, kRecoveredName, l.data(), labels_of(key, l), c.recovered);
+  if (see_recovered) {
+    for (const auto& [key, c] : snap.series) {
+      append_sample(out, kRecoveredName, l.data(), labels_of(key, l), c.recovered);
+    }
   }
   append_header(out, kKillsName, kKillsHelp);
   for (const auto& [key, c] : snap.series) {
+    if (!see_timeout && !see_reset) break;
     size_t n = labels_of(key, l);
-    l[n] = {"outcome", "timeout"};
-    append_sample(out, kKillsName, l.data(), n + 1, c.kills_timeout);
-    l[n] = {"outcome", "reset"};
-    append_sample(out, kKillsName, l.data(), n + 1, c.kills_reset);
+    if (see_timeout) {
+      l[n] = {"outcome", "timeout"};
+      append_sample(out, kKillsName, l.data(), n + 1, c.kills_timeout);
+    }
+    if (see_reset) {
+      l[n] = {"outcome", "reset"};
+      append_sample(out, kKillsName, l.data(), n + 1, c.kills_reset);
+    }
   }
 }
 
@@ -196,11 +209,13 @@ std::vector<MetricFamily> MetricsCollector::families(const Aggregator::Snapshot&
   }
 
   auto signals = family("tcpka_signal_info",
-                        "How each signal is observed on this kernel (1 = observed, 0 = blind).",
+                        "How each signal is observed on this kernel: 1 = observed through "
+                        "attach, 0 = not observed (attach=\"none\"; the signal's series are "
+                        "left out).",
                         MetricType::Gauge);
   for (const auto& s : info_.plan.signals) {
     add(signals,
-        {{"attach", s.attach},
+        {{"attach", s.available ? s.attach : "none"},
          {"backend", std::string(backend_name(info_.plan.backend))},
          {"signal", s.signal}},
         s.available ? 1 : 0);
@@ -262,7 +277,7 @@ std::string MetricsCollector::render() const {
   std::string out;
   out.reserve(last_size_.load(std::memory_order_relaxed) + 4096);
   const Aggregator::Snapshot snap = agg_.snapshot();
-  write_keepalive_families(out, snap, src_.pod_labels);
+  write_keepalive_families(out, snap, src_.pod_labels, info_.plan);
   // The other families are few samples: prometheus-cpp writes them.
   std::ostringstream rest;
   prometheus::TextSerializer().Serialize(rest, families(snap));

@@ -63,8 +63,9 @@ class MetricsCollector {
 };
 
 // The three keepalive families of a snapshot, in the text exposition format.
+// Signals the plan does not observe get no series (the family header stays).
 void write_keepalive_families(std::string& out, const Aggregator::Snapshot& snap,
-                              const PodLabeler& pod_labels);
+                              const PodLabeler& pod_labels, const Plan& plan);
 
 std::string render_metrics(const MetricsCollector& c);
 

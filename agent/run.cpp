@@ -45,10 +45,18 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   SignalWaiter signals;
   const ListenAddress listen = parse_listen(cfg.listen).value();
 
-  auto attached = load_and_attach(cfg);
+  int status = kExitCannotRun;
+  auto plan = plan_start(cfg, probe_features(), &status);
+  if (!plan) {
+    std::fprintf(stderr, "tcpka: %s\n", plan.error().c_str());
+    return status;
+  }
+  // Degraded: say so before anything else, once per signal not observed.
+  for (const auto& line : degraded_lines(*plan)) std::fprintf(stderr, "tcpka: %s\n", line.c_str());
+  auto attached = attach_plan(cfg, std::move(plan.value()));
   if (!attached) {
     std::fprintf(stderr, "tcpka: %s\n", attached.error().c_str());
-    return 1;
+    return kExitCannotRun;
   }
   KeepaliveBpf& bpf = *attached->bpf;
   const auto root = find_cgroup2_mount();

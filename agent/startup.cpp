@@ -1,19 +1,107 @@
 #include "startup.h"
 
+#include <linux/capability.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <ctime>
+#include <fstream>
 
 namespace tcpka {
 
-Result<Attached> load_and_attach(const RunConfig& cfg) {
-  const Features features = probe_features();
+namespace {
+
+std::string sysctl(const char* path) {
+  std::ifstream in(path);
+  std::string v;
+  in >> v;
+  return v.empty() ? "?" : v;
+}
+
+}  // namespace
+
+bool has_capability(int cap) {
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (syscall(SYS_capget, &hdr, data) != 0) return false;
+  return (data[CAP_TO_INDEX(cap)].effective & CAP_TO_MASK(cap)) != 0;
+}
+
+Result<void> check_capabilities(const CapabilityNeeds& needs,
+                                const std::function<bool(int)>& has) {
+  // CAP_SYS_ADMIN stands in for CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN in
+  // the kernel's checks (bpf_capable(), perfmon_capable(),
+  // bpf_net_capable()), but not for CAP_SYSLOG in kallsyms_show_value().
+  const bool admin = has(CAP_SYS_ADMIN);
+  std::string missing;
+  auto need = [&](const char* name, const std::string& why) {
+    missing += (missing.empty() ? "" : "; ") + std::string(name) + ", " + why;
+  };
+  if (!admin && !has(CAP_BPF)) need("CAP_BPF", "to create BPF maps and load BPF programs");
+  if (!admin && !has(CAP_PERFMON)) {
+    need("CAP_PERFMON",
+         "to load the tracing programs (tp_btf tracepoints, socket iterators) that read kernel "
+         "memory");
+  }
+  if (needs.kallsyms_hidden && !has(CAP_SYSLOG)) {
+    need("CAP_SYSLOG", "to read the address of tcp_keepalive_timer in /proc/kallsyms "
+                       "(hidden here: kernel.kptr_restrict=" +
+                           sysctl("/proc/sys/kernel/kptr_restrict") +
+                           ", kernel.perf_event_paranoid=" +
+                           sysctl("/proc/sys/kernel/perf_event_paranoid") + ")");
+  }
+  if (needs.policies && !admin && !has(CAP_NET_ADMIN)) {
+    need("CAP_NET_ADMIN",
+         "to load the sock_ops program of the keepalive policies (not needed without "
+         "--keepalive-cgroup or --keepalive-policy)");
+  }
+  if (missing.empty()) return {};
+  return Error{"missing capability " + missing};
+}
+
+Result<Plan> plan_start(const RunConfig& cfg, const Features& features, int* status,
+                        const std::function<bool(int)>& has) {
+  *status = kExitCannotRun;
+  // A BTF-less kernel is refused first: without it nothing else matters.
+  if (!features.btf) return Error{features.btf_error};
+  if (auto c = check_capabilities({!cfg.policies.empty(), features.ksym_hidden}, has); !c) {
+    return Error{c.error()};
+  }
   auto plan = plan_for(features, cfg.backend);
   if (!plan) return Error{plan.error()};
-  LoadOptions opts{*plan, cfg.ringbuf_bytes, cfg.max_sockets};
+  if (cfg.strict) {
+    if (auto s = require_every_signal(*plan); !s) {
+      *status = kExitStrict;
+      return Error{s.error()};
+    }
+  }
+  return plan;
+}
+
+Result<Attached> attach_plan(const RunConfig& cfg, Plan plan) {
+  LoadOptions opts{plan, cfg.ringbuf_bytes, cfg.max_sockets};
   auto bpf = KeepaliveBpf::load(opts);
   if (!bpf) return Error{bpf.error()};
   if (auto a = bpf.value()->attach(); !a) return Error{a.error()};
-  return Attached{std::move(plan.value()), std::move(bpf.value())};
+  return Attached{std::move(plan), std::move(bpf.value())};
+}
+
+Result<Attached> load_and_attach(const RunConfig& cfg, int* status) {
+  auto plan = plan_start(cfg, probe_features(), status);
+  if (!plan) return Error{plan.error()};
+  *status = kExitCannotRun;
+  return attach_plan(cfg, std::move(plan.value()));
+}
+
+std::vector<std::string> degraded_lines(const Plan& plan) {
+  std::vector<std::string> out;
+  for (const auto& s : unobserved(plan)) {
+    out.push_back("degraded: signal " + s +
+                  " is NOT observed on this kernel; tcpka_signal_info shows it with value 0 and "
+                  "its series are left out (--strict refuses to start instead)");
+  }
+  return out;
 }
 
 SignalWaiter::SignalWaiter() {

@@ -1,12 +1,15 @@
-// The start-up sequence shared by run and watch: probe the kernel once, plan
-// an attach path per signal, load, attach. Also the signal handling they
-// share.
+// The start-up sequence shared by run and watch: check the capabilities,
+// probe the kernel once, plan an attach path per signal, load, attach. Also
+// the signal handling they share.
 #pragma once
 
 #include <signal.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "bpf_loader.h"
 #include "config.h"
@@ -15,12 +18,43 @@
 
 namespace tcpka {
 
+// Exit statuses of run, check and watch (README, "Exit status").
+inline constexpr int kExitCannotRun = 1;  // the kernel or the capabilities cannot run the agent
+inline constexpr int kExitBadInput = 2;   // a bad argument or config file; nothing was loaded
+inline constexpr int kExitStrict = 3;     // --strict and a signal would not be observed
+
+// The capabilities a start needs, from what the kernel checks (see
+// kernel/bpf/syscall.c, bpf_prog_load(), and kallsyms_show_value()).
+struct CapabilityNeeds {
+  bool policies = false;       // sock_ops programs: CAP_NET_ADMIN
+  bool kallsyms_hidden = false;  // tcp_keepalive_timer's address reads as 0
+};
+
+// The effective capabilities of this process, by number (CAP_BPF...).
+bool has_capability(int cap);
+
+// Every missing capability named with what it is needed for, or nothing.
+// `has` is has_capability() outside unit tests.
+Result<void> check_capabilities(const CapabilityNeeds& needs,
+                                const std::function<bool(int)>& has = has_capability);
+
 struct Attached {
   Plan plan;
   std::unique_ptr<KeepaliveBpf> bpf;
 };
 
-Result<Attached> load_and_attach(const RunConfig& cfg);
+// BTF, capabilities and plan from the probed features; nothing loaded. On
+// failure *status says how to exit (kExitCannotRun or, with cfg.strict,
+// kExitStrict).
+Result<Plan> plan_start(const RunConfig& cfg, const Features& features, int* status,
+                        const std::function<bool(int)>& has = has_capability);
+// Loads and attaches the programs of plan.
+Result<Attached> attach_plan(const RunConfig& cfg, Plan plan);
+// Both, for the commands that need no distinction (watch).
+Result<Attached> load_and_attach(const RunConfig& cfg, int* status);
+
+// One log line per signal the plan does not observe; empty when none.
+std::vector<std::string> degraded_lines(const Plan& plan);
 
 // Blocks SIGINT, SIGTERM and SIGHUP in this thread and every thread created
 // after it, so they are only ever taken by wait().

@@ -13,10 +13,14 @@ namespace tcpka {
 
 int run_watch(const RunConfig& cfg, bool json) {
   SignalWaiter signals;
-  auto attached = load_and_attach(cfg);
+  int status = kExitCannotRun;
+  auto attached = load_and_attach(cfg, &status);
   if (!attached) {
     std::fprintf(stderr, "tcpka: %s\n", attached.error().c_str());
-    return 1;
+    return status;
+  }
+  for (const auto& line : degraded_lines(attached->plan)) {
+    std::fprintf(stderr, "tcpka: %s\n", line.c_str());
   }
   // The state tracker assigns socket cookies as connections establish, so
   // probe events of sockets opened from now on carry one (the kernel

@@ -142,7 +142,7 @@ TEST_F(MetricsTest, AgentSamples) {
   EXPECT_THAT(out, HasSubstr("\ntcpka_untracked_sockets_total 0\n"));
 }
 
-TEST_F(MetricsTest, BlindSignalIsZero) {
+TEST_F(MetricsTest, BlindSignalIsZeroAndHasNoSeries) {
   Features f = all_features();
   f.tp_receive_reset = false;
   f.rst_reason = false;
@@ -150,8 +150,14 @@ TEST_F(MetricsTest, BlindSignalIsZero) {
   ASSERT_TRUE(plan.ok()) << plan.error();
   info_.plan = *plan;
   const std::string out = render();
-  EXPECT_THAT(out, HasSubstr("tcpka_signal_info{attach=\"tp_btf/tcp_receive_reset\",backend="
+  EXPECT_THAT(out, HasSubstr("tcpka_signal_info{attach=\"none\",backend="
                              "\"timer-bracket\",signal=\"kill_reset\"} 0\n"));
+  // Not observed is not "zero kills by reset": no such series at all.
+  EXPECT_THAT(out, Not(HasSubstr("outcome=\"reset\"")));
+  EXPECT_THAT(out, HasSubstr("tcpka_keepalive_kills_total{cgroup=\"/db\",direction=\"inbound\","
+                             "port=\"5432\",outcome=\"timeout\"} 1\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_keepalive_probes_sent_total{cgroup=\"/db\",direction="
+                             "\"inbound\",port=\"5432\"} 3\n"));
   EXPECT_THAT(out, HasSubstr("tcpka_signal_info{attach=\"tp_btf/inet_sk_error_report\",backend="
                              "\"timer-bracket\",signal=\"kill_timeout\"} 1\n"));
 }
@@ -320,8 +326,10 @@ TEST(KeepaliveExposition, SameBytesAsPrometheusCppSerializer) {
   }
   const std::string expected = prometheus::TextSerializer().Serialize({probes, recovered, kills});
 
+  auto plan = plan_for(testing_fixtures::all_features(), Backend::kAuto);
+  ASSERT_TRUE(plan.ok()) << plan.error();
   std::string out;
-  write_keepalive_families(out, snap, labeler);
+  write_keepalive_families(out, snap, labeler, *plan);
   EXPECT_EQ(out, expected);
   EXPECT_THAT(out, HasSubstr("port=\"8080\",container=\"\",namespace=\"shop\","
                              "pod=\"web-\\\"1\\\"\"} 70000\n"));
