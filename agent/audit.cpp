@@ -301,7 +301,9 @@ Result<std::unique_ptr<AuditBpf>> AuditBpf::load(const AuditOptions& opts) {
   auto* skel = self->skel_;
   skel->rodata->tka_mark_first_seen = opts.mark_first_seen;
   bpf_program__set_autoload(skel->progs.tka_set_state, opts.track_states);
-  if (opts.cw_ringbuf_bytes) bpf_map__set_max_entries(skel->maps.tka_cw_events, opts.cw_ringbuf_bytes);
+  if (opts.cw_ringbuf_bytes) {
+    bpf_map__set_max_entries(skel->maps.tka_cw_events, opts.cw_ringbuf_bytes);
+  }
   bool reused = false;
   if (!opts.state_pin.empty()) {
     const int fd = bpf_obj_get(opts.state_pin.c_str());

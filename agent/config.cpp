@@ -141,8 +141,9 @@ Result<void> validate(const RunConfig& cfg) {
     return Error{"--gc-interval: '" + std::to_string(cfg.gc_interval) + "' is not in 1..86400"};
   }
   const uint32_t page = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
-  for (const auto& [flag, rb] : {std::pair<const char*, uint32_t>{"--ringbuf-bytes", cfg.ringbuf_bytes},
-                                 {"--close-wait-ringbuf-bytes", cfg.close_wait_ringbuf_bytes}}) {
+  for (const auto& [flag, rb] :
+       {std::pair<const char*, uint32_t>{"--ringbuf-bytes", cfg.ringbuf_bytes},
+        {"--close-wait-ringbuf-bytes", cfg.close_wait_ringbuf_bytes}}) {
     if (rb < page || (rb & (rb - 1)) != 0) {
       return Error{std::string(flag) + ": '" + std::to_string(rb) +
                    "' is not a power of two of at least the page size (" + std::to_string(page) +

@@ -38,9 +38,8 @@ void add(MetricFamily& f, std::vector<ClientMetric::Label> labels, double value)
 }  // namespace
 
 double process_start_time_seconds() {
-  const double now = std::chrono::duration<double>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   std::ifstream self("/proc/self/stat");
   std::string stat((std::istreambuf_iterator<char>(self)), std::istreambuf_iterator<char>());
   const size_t paren = stat.rfind(')');  // comm may hold spaces and parentheses

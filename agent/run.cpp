@@ -43,8 +43,7 @@ Result<std::vector<ResolvedPolicy>> resolve_all(const std::vector<PolicySpec>& s
 }
 
 double unix_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace
@@ -80,8 +79,8 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   AgentCounters counters;
 
   // The audit: state tracking from now on, and a first scan before serving.
-  auto audit = AuditBpf::load({true, true, state_pin_if_possible(), true,
-                               cfg.close_wait_ringbuf_bytes});
+  auto audit =
+      AuditBpf::load({true, true, state_pin_if_possible(), true, cfg.close_wait_ringbuf_bytes});
   if (!audit) {
     std::fprintf(stderr, "tcpka: %s\n", audit.error().c_str());
     return 1;

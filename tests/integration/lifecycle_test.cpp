@@ -20,9 +20,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <dirent.h>
 #include <atomic>
 #include <cstdio>
-#include <dirent.h>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -73,8 +73,7 @@ uint32_t pinned_map_id(const char* path) {
 }
 
 double unix_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 std::vector<std::string> json_objects(const std::string& array) {
@@ -144,8 +143,10 @@ class LifecycleTest : public ::testing::Test {
     if (mounted_bpffs_) umount("/sys/fs/bpf");
   }
   std::vector<std::string> policy_args() {
-    return {"--keepalive-cgroup", cgroup_->abs(), "--keepalive-idle", "1", "--keepalive-intvl",
-            "1",  "--keepalive-cnt",  "4"};
+    return {"--keepalive-cgroup", cgroup_->abs(),
+            "--keepalive-idle",   "1",
+            "--keepalive-intvl",  "1",
+            "--keepalive-cnt",    "4"};
   }
   // A metric of the test's cgroup; the scrape itself must have worked.
   double value(const char* name, Labels l = {}) {
@@ -182,8 +183,7 @@ TEST_F(LifecycleTest, SigtermExitsZeroWithinFiveSecondsLeavingNoProgramLinkOrPin
 
   const auto t0 = std::chrono::steady_clock::now();
   const int rc = agent_->stop();
-  const double took =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(rc, 0) << agent_->log();
   EXPECT_LT(took, 5.0) << "SIGTERM to exit";
   // Links hold their programs, so no program of ours means no link either.
@@ -239,8 +239,8 @@ TEST_F(LifecycleTest, SighupAppliesTheFileKeepsCountersAndRefusesABadFileWhole) 
   auto config = [&](int idle_threshold, int max_series, int max_sockets) {
     return "[run]\naudit-interval = 1\nidle-threshold = " + std::to_string(idle_threshold) +
            "\nmax-series = " + std::to_string(max_series) +
-           "\nmax-sockets = " + std::to_string(max_sockets) + "\nkeepalive-policy = [\"cgroup=" +
-           cgroup_->abs() + ",idle=1,intvl=1,cnt=2\"]\n";
+           "\nmax-sockets = " + std::to_string(max_sockets) +
+           "\nkeepalive-policy = [\"cgroup=" + cgroup_->abs() + ",idle=1,intvl=1,cnt=2\"]\n";
   };
   file.write(config(300, 10000, 1024));
   agent_ = std::make_unique<Agent>(std::vector<std::string>{"--config", file.path()});
@@ -276,8 +276,10 @@ TEST_F(LifecycleTest, SighupAppliesTheFileKeepsCountersAndRefusesABadFileWhole) 
   file.write(config(1, 1, 2048));
   ASSERT_EQ(kill(agent_->pid(), SIGHUP), 0);
   ASSERT_TRUE(eventually(
-      [&] { return agent_->log().find("configuration and keepalive policies reloaded") !=
-                   std::string::npos; },
+      [&] {
+        return agent_->log().find("configuration and keepalive policies reloaded") !=
+               std::string::npos;
+      },
       seconds(5)))
       << agent_->log();
   EXPECT_NE(agent_->log().find("'max-sockets' changed but needs a restart"), std::string::npos)
@@ -290,29 +292,35 @@ TEST_F(LifecycleTest, SighupAppliesTheFileKeepsCountersAndRefusesABadFileWhole) 
   EXPECT_TRUE(eventually([&] { return value(kProbes) >= probes_before + 2; }, seconds(5)))
       << "and they keep counting";
   // idle-threshold 300 -> 1: both ends of the quiet pair are now half-open suspects.
-  EXPECT_TRUE(eventually(
-      [&] { return value("tcpka_idle_sockets_without_keepalive") == 2; }, seconds(5)))
+  EXPECT_TRUE(
+      eventually([&] { return value("tcpka_idle_sockets_without_keepalive") == 2; }, seconds(5)))
       << agent_->metrics();
   // max-series 1: a new port's probes fold into port="other".
   cgroup_->enter();
   Listener third = listen_on(AF_INET);
   Conn folded = connect_pair(third);
   cgroup_->leave();
-  EXPECT_TRUE(eventually([&] { return value(kProbes, {{"port", "other"}}) >= 1; }, seconds(5)))
+  EXPECT_TRUE(eventually(
+      [&] {
+        return value(kProbes, {{"port", "other"}}) >= 1;
+      },
+      seconds(5)))
       << agent_->metrics();
   EXPECT_EQ(value(kProbes, {{"port", std::to_string(third.port)}}), 0);
 
   // Bad files: nothing of them applies, the metric says so, counting goes on.
-  for (const std::string& bad :
-       {std::string("[run]\nidle-threshold = [\n"), config(300, 10000, 1024) + "audit-interval = 0\n",
-        std::string("[run]\nno-such-key = 1\n")}) {
+  for (const std::string& bad : {std::string("[run]\nidle-threshold = [\n"),
+                                 config(300, 10000, 1024) + "audit-interval = 0\n",
+                                 std::string("[run]\nno-such-key = 1\n")}) {
     SCOPED_TRACE(bad);
     file.write(bad);
     const size_t log_at = agent_->log().size();
     ASSERT_EQ(kill(agent_->pid(), SIGHUP), 0);
     ASSERT_TRUE(eventually(
-        [&] { return agent_->log().find("reload failed, kept the previous configuration",
-                                        log_at) != std::string::npos; },
+        [&] {
+          return agent_->log().find("reload failed, kept the previous configuration", log_at) !=
+                 std::string::npos;
+        },
         seconds(5)))
         << agent_->log();
     EXPECT_EQ(agent_metric("tcpka_config_last_reload_successful"), 0);
@@ -337,8 +345,8 @@ TEST_F(LifecycleTest, SighupAppliesTheFileKeepsCountersAndRefusesABadFileWhole) 
   // A fixed file is applied again.
   file.write(config(300, 10000, 1024));
   ASSERT_EQ(kill(agent_->pid(), SIGHUP), 0);
-  EXPECT_TRUE(eventually(
-      [&] { return agent_metric("tcpka_config_last_reload_successful") == 1; }, seconds(5)));
+  EXPECT_TRUE(eventually([&] { return agent_metric("tcpka_config_last_reload_successful") == 1; },
+                         seconds(5)));
   EXPECT_GT(agent_metric("tcpka_config_last_reload_success_timestamp_seconds"), good_reload);
   EXPECT_EQ(agent_->stop(), 0);
 }
@@ -354,9 +362,9 @@ TEST_F(LifecycleTest, TinyRingsAndSocketTableCountEveryLossKeepServingAndRecover
   nofile.rlim_cur = nofile.rlim_max;
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &nofile), 0);
 
-  agent_ = std::make_unique<Agent>(std::vector<std::string>{
-      "--ringbuf-bytes", "4096", "--max-sockets", "16", "--close-wait-ringbuf-bytes", "4096",
-      "--audit-interval", "1"});
+  agent_ = std::make_unique<Agent>(
+      std::vector<std::string>{"--ringbuf-bytes", "4096", "--max-sockets", "16",
+                               "--close-wait-ringbuf-bytes", "4096", "--audit-interval", "1"});
 
   // Scrapes all along the burst: each must answer, and promptly.
   std::atomic<bool> done{false};
@@ -368,9 +376,8 @@ TEST_F(LifecycleTest, TinyRingsAndSocketTableCountEveryLossKeepServingAndRecover
         const auto t0 = std::chrono::steady_clock::now();
         int status = 0;
         agent_->get(path, &status);
-        const long ms = std::chrono::duration_cast<milliseconds>(
-                            std::chrono::steady_clock::now() - t0)
-                            .count();
+        const long ms =
+            std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - t0).count();
         slowest_ms = std::max(slowest_ms.load(), ms);
         ++scrapes;
         if (status != 200) ++failures;
@@ -547,8 +554,7 @@ TEST_P(RestartTest, CountersRestartFromZeroAndCloseWaitAgesContinue) {
   // CLOSE_WAIT ages, from /sockets and from `tcpka audit --json`.
   std::string out;
   ASSERT_EQ(sh(agent_binary() + " audit --json --state close_wait", &out), 0);
-  for (const std::string& json :
-       {agent_->get("/sockets?state=close_wait"), out}) {
+  for (const std::string& json : {agent_->get("/sockets?state=close_wait"), out}) {
     int ours = 0;
     const double now_age = age();
     for (const auto& r : json_objects(json)) {
@@ -575,8 +581,8 @@ TEST_P(RestartTest, CountersRestartFromZeroAndCloseWaitAgesContinue) {
   for (auto& cw : cws) close(cw.fd);
   const Labels cg = {{"cgroup", cgroup_->path()}};
   if (how != Restart::kSigterm) {
-    ASSERT_TRUE(eventually(
-        [&] { return value("tcpka_close_wait_duration_seconds_count") == 3; }, seconds(5)))
+    ASSERT_TRUE(eventually([&] { return value("tcpka_close_wait_duration_seconds_count") == 3; },
+                           seconds(5)))
         << agent_->metrics();
     const double sum = value("tcpka_close_wait_duration_seconds_sum");
     EXPECT_GT(sum, 3 * (held - 0.5));

@@ -221,7 +221,10 @@ TEST(StartTimeTest, StartAndReloadMetricsExported) {
   MetricsCollector c(agg, AgentInfo{"1", "r", *plan, 1700000000.5},
                      MetricSources{[] { return std::vector<ProgramState>{}; },
                                    [] { return std::array<uint64_t, TKA_DROP__COUNT>{}; },
-                                   {}, {}, {}, {}},
+                                   {},
+                                   {},
+                                   {},
+                                   {}},
                      counters);
   counters.reload_success_time = 1700000100;
   std::string out = render_metrics(c);
