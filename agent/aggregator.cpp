@@ -7,6 +7,11 @@ namespace tcpka {
 Aggregator::Aggregator(uint32_t max_series, size_t max_sockets)
     : max_series_(max_series), max_sockets_(max_sockets) {}
 
+void Aggregator::set_max_series(uint32_t max_series) {
+  std::lock_guard lock(mu_);
+  max_series_ = max_series;
+}
+
 SeriesKey Aggregator::key_for(const Event& e, const std::string& cgroup) {
   SeriesKey key{e.direction, std::to_string(service_port(e)),
                 cgroup.empty() ? std::string(kUnknownCgroup) : cgroup};

@@ -50,6 +50,9 @@ class Aggregator {
   // per-socket table; sockets past it are counted only in the series.
   Aggregator(uint32_t max_series, size_t max_sockets);
 
+  // A new cap (SIGHUP): label sets past it stay, new ones fold into "other".
+  void set_max_series(uint32_t max_series);
+
   // cgroup: the resolved path, "" when unresolvable.
   void add(const Event& e, const std::string& cgroup);
 
@@ -70,7 +73,7 @@ class Aggregator {
  private:
   SeriesKey key_for(const Event& e, const std::string& cgroup);
 
-  const uint32_t max_series_;
+  uint32_t max_series_;
   const size_t max_sockets_;
   mutable std::mutex mu_;
   std::map<SeriesKey, SeriesCounts> series_;

@@ -331,6 +331,9 @@ Result<std::unique_ptr<AuditBpf>> AuditBpf::load(const AuditOptions& opts) {
   auto* skel = self->skel_;
   skel->rodata->tka_mark_first_seen = opts.mark_first_seen;
   bpf_program__set_autoload(skel->progs.tka_set_state, opts.track_states);
+  if (opts.cw_ringbuf_bytes) {
+    bpf_map__set_max_entries(skel->maps.tka_cw_events, opts.cw_ringbuf_bytes);
+  }
   bool reused = false;
   if (!opts.state_pin.empty()) {
     const int fd = bpf_obj_get(opts.state_pin.c_str());
@@ -376,8 +379,13 @@ AuditBpf::~AuditBpf() {
   if (rb_) ring_buffer__free(rb_);
   if (state_link_) bpf_link__destroy(state_link_);
   if (iter_link_) bpf_link__destroy(iter_link_);
-  // The shared state map lives only as long as the agent that tracks it.
-  if (!pinned_.empty()) ::unlink(pinned_.c_str());
+  // The shared state map lives only as long as the agent that tracks it,
+  // unless kept for the next one (--state-persist).
+  if (!pinned_.empty() && !keep_pin_) {
+    ::unlink(pinned_.c_str());
+    // The directory too, when nothing else (a persistent policy) is in it.
+    ::rmdir(pinned_.substr(0, pinned_.rfind('/')).c_str());
+  }
   if (skel_) audit_bpf__destroy(skel_);
 }
 

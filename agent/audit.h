@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -88,6 +89,8 @@ struct AuditOptions {
   std::string state_pin;
   // false: load tka_set_state (when tracking) but do not attach it (check).
   bool attach = true;
+  // Size of the CLOSE_WAIT duration ring (tka_cw_events); 0: the built-in 256 KiB.
+  uint32_t cw_ringbuf_bytes = 0;
 };
 
 class AuditBpf {
@@ -105,6 +108,8 @@ class AuditBpf {
   int consume();
   std::vector<ProgramState> programs() const;
   std::array<uint64_t, 2> drops() const;  // storage allocation, ring buffer
+  // true: leave the state map pinned on exit, for the next agent.
+  void keep_pin(bool keep) { keep_pin_ = keep; }
 
  private:
   AuditBpf() = default;
@@ -114,6 +119,7 @@ class AuditBpf {
   ring_buffer* rb_ = nullptr;
   std::function<void(double, uint64_t)> sink_;
   std::string pinned_;  // path we pinned and remove again
+  std::atomic<bool> keep_pin_{false};
 };
 
 // Where the agent pins its state map when bpffs is mounted.

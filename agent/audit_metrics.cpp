@@ -18,10 +18,11 @@ void AuditMetrics::update(const std::vector<AuditRow>& rows) {
   std::map<std::pair<std::string, std::string>, uint64_t> sockets;
   std::map<std::string, uint64_t> idle;
   std::map<std::string, double> oldest;
+  const double idle_threshold = idle_threshold_;
   for (const AuditRow& r : rows) {
     const std::string cg = label_cgroup(r.cgroup);
     ++sockets[{r.state, cg}];
-    if (r.state == "established" && !r.keepalive && r.idle_seconds >= idle_threshold_) {
+    if (r.state == "established" && !r.keepalive && r.idle_seconds >= idle_threshold) {
       ++idle[cg];
     }
     if (r.state == "close_wait") {

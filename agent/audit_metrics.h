@@ -1,6 +1,7 @@
 // Gauges and the CLOSE_WAIT histogram derived from the socket audit.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -21,6 +22,8 @@ inline const std::vector<double> kCloseWaitBuckets = {1,   5,    15,   30,   60,
 class AuditMetrics {
  public:
   explicit AuditMetrics(double idle_threshold) : idle_threshold_(idle_threshold) {}
+  // From the next update() on (SIGHUP).
+  void set_idle_threshold(double seconds) { idle_threshold_ = seconds; }
 
   // Replaces the gauges with those of a fresh scan (deduplicated rows):
   // cgroups without sockets simply stop appearing.
@@ -37,7 +40,7 @@ class AuditMetrics {
     uint64_t count = 0;
     double sum = 0;
   };
-  const double idle_threshold_;
+  std::atomic<double> idle_threshold_;
   mutable std::mutex mu_;
   bool scanned_ = false;
   std::map<std::pair<std::string, std::string>, uint64_t> sockets_;  // (state, cgroup)

@@ -82,6 +82,9 @@ Parsed parse_once(const std::vector<std::string>& args, Invocation* inv, std::st
                   "Seconds between removals of series whose cgroup is gone")
       ->capture_default_str();
   add_size_flags(run, &inv->run);
+  run->add_option("--close-wait-ringbuf-bytes", inv->run.close_wait_ringbuf_bytes,
+                  "Kernel ring buffer size for CLOSE_WAIT durations (power of two)")
+      ->capture_default_str();
   run->add_option("--keepalive-cgroup", p.single.cgroup,
                   "Set keepalive on the TCP sockets of this cgroup v2 directory (absolute, or "
                   "relative to the cgroup2 mount) and its descendants while the agent runs");
@@ -104,6 +107,9 @@ Parsed parse_once(const std::vector<std::string>& args, Invocation* inv, std::st
   run->add_flag("--keepalive-persist", inv->run.keepalive_persist,
                 "Pin the policies under /sys/fs/bpf/tcpka so they outlive the agent; the next "
                 "start replaces them atomically, `tcpka keepalive remove` removes them");
+  run->add_flag("--state-persist", inv->run.state_persist,
+                "Keep the socket state map pinned at /sys/fs/bpf/tcpka/sockstate on exit, so "
+                "the next agent continues the state ages (CLOSE_WAIT) exactly");
 
   run->add_flag("--strict", inv->run.strict,
                 "Refuse to start (exit status 3) when this kernel cannot observe every signal, "

@@ -141,11 +141,14 @@ Result<void> validate(const RunConfig& cfg) {
     return Error{"--gc-interval: '" + std::to_string(cfg.gc_interval) + "' is not in 1..86400"};
   }
   const uint32_t page = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
-  const uint32_t rb = cfg.ringbuf_bytes;
-  if (rb < page || (rb & (rb - 1)) != 0) {
-    return Error{"--ringbuf-bytes: '" + std::to_string(rb) +
-                 "' is not a power of two of at least the page size (" + std::to_string(page) +
-                 ")"};
+  for (const auto& [flag, rb] :
+       {std::pair<const char*, uint32_t>{"--ringbuf-bytes", cfg.ringbuf_bytes},
+        {"--close-wait-ringbuf-bytes", cfg.close_wait_ringbuf_bytes}}) {
+    if (rb < page || (rb & (rb - 1)) != 0) {
+      return Error{std::string(flag) + ": '" + std::to_string(rb) +
+                   "' is not a power of two of at least the page size (" + std::to_string(page) +
+                   ")"};
+    }
   }
   if (cfg.max_sockets < 1) return Error{"--max-sockets: '0' must be at least 1"};
   if (cfg.audit_interval < 1 || cfg.audit_interval > 3600) {
@@ -153,6 +156,26 @@ Result<void> validate(const RunConfig& cfg) {
                  "' is not in 1..3600"};
   }
   return {};
+}
+
+ReloadPlan plan_reload(const RunConfig& running, const RunConfig& next) {
+  ReloadPlan plan{next, {}};
+  RunConfig& a = plan.applied;
+  // Sized or bound at start: the listening socket, the loaded programs and
+  // their maps, the policies' pinning mode.
+  auto keep = [&](const char* key, auto RunConfig::*field) {
+    if (!(a.*field == running.*field)) {
+      plan.restart.push_back(key);
+      a.*field = running.*field;
+    }
+  };
+  keep("listen", &RunConfig::listen);
+  keep("backend", &RunConfig::backend);
+  keep("ringbuf-bytes", &RunConfig::ringbuf_bytes);
+  keep("max-sockets", &RunConfig::max_sockets);
+  keep("close-wait-ringbuf-bytes", &RunConfig::close_wait_ringbuf_bytes);
+  keep("keepalive-persist", &RunConfig::keepalive_persist);
+  return plan;
 }
 
 }  // namespace tcpka

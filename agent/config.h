@@ -60,6 +60,9 @@ struct RunConfig {
   uint32_t ringbuf_bytes = 1u << 20;
   // Entries of the map of probed sockets.
   uint32_t max_sockets = 65536;
+  // Ring buffer of CLOSE_WAIT durations, bytes (a power of two, multiple of
+  // the page size).
+  uint32_t close_wait_ringbuf_bytes = 1u << 18;
   // Keepalive policies (sockops), at most one per cgroup.
   std::vector<PolicySpec> policies;
   // Pin each policy's link under bpffs so it outlives the agent.
@@ -76,8 +79,21 @@ struct RunConfig {
   // Refuse to start when a signal cannot be observed on this kernel, instead
   // of running degraded.
   bool strict = false;
+  // Keep the socket state map pinned on exit, so the next agent continues
+  // the state ages (CLOSE_WAIT) instead of starting them as lower bounds.
+  bool state_persist = false;
 };
 
 Result<void> validate(const RunConfig& cfg);
+
+// What SIGHUP applies. `next` is the configuration read again (config file
+// under the command line, as at start). Keys that can change in a running
+// agent take their new value; the others keep the running one and are
+// named in `restart` (flag names, without dashes).
+struct ReloadPlan {
+  RunConfig applied;
+  std::vector<std::string> restart;
+};
+ReloadPlan plan_reload(const RunConfig& running, const RunConfig& next);
 
 }  // namespace tcpka

@@ -2,8 +2,12 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <unistd.h>
+
 #include <array>
 #include <charconv>
+#include <chrono>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -37,6 +41,31 @@ void add(MetricFamily& f, std::vector<ClientMetric::Label> labels, double value)
 }
 
 }  // namespace
+
+double process_start_time_seconds() {
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::ifstream self("/proc/self/stat");
+  std::string stat((std::istreambuf_iterator<char>(self)), std::istreambuf_iterator<char>());
+  const size_t paren = stat.rfind(')');  // comm may hold spaces and parentheses
+  if (paren == std::string::npos) return now;
+  std::istringstream fields(stat.substr(paren + 1));
+  std::string field;
+  // Field 22 (starttime, clock ticks after boot) is the 20th after comm.
+  for (int i = 0; i < 20 && fields >> field; ++i) {
+  }
+  std::ifstream proc("/proc/stat");
+  double btime = 0;
+  for (std::string key; proc >> key;) {
+    if (key == "btime") {
+      proc >> btime;
+      break;
+    }
+  }
+  const long ticks = sysconf(_SC_CLK_TCK);
+  if (!fields || btime <= 0 || ticks <= 0) return now;
+  return btime + std::stod(field) / static_cast<double>(ticks);
+}
 
 MetricsCollector::MetricsCollector(const Aggregator& agg, AgentInfo info, MetricSources sources,
                                    const AgentCounters& counters)
@@ -238,6 +267,22 @@ std::vector<MetricFamily> MetricsCollector::families(const Aggregator::Snapshot&
     add(dropped, {{"reason", "close_wait_ringbuf_full"}}, static_cast<double>(a[1]));
   }
 
+  auto start = family("process_start_time_seconds",
+                      "Start time of the process since the epoch, in seconds: the agent's "
+                      "counters start from zero with it.",
+                      MetricType::Gauge);
+  add(start, {}, info_.start_time_seconds);
+  auto reload_ok = family("tcpka_config_last_reload_successful",
+                          "1 when the last SIGHUP reload was applied (or none happened), 0 when "
+                          "it was refused and the previous configuration kept.",
+                          MetricType::Gauge);
+  add(reload_ok, {}, counters_.reload_ok.load(std::memory_order_relaxed) ? 1 : 0);
+  auto reload_time = family("tcpka_config_last_reload_success_timestamp_seconds",
+                            "When the configuration was last applied (start or SIGHUP), seconds "
+                            "since the epoch.",
+                            MetricType::Gauge);
+  add(reload_time, {}, counters_.reload_success_time.load(std::memory_order_relaxed));
+
   auto overflow = family("tcpka_series_overflow_total",
                          "Events counted under port=\"other\" because --max-series was reached.",
                          MetricType::Counter);
@@ -259,8 +304,8 @@ std::vector<MetricFamily> MetricsCollector::families(const Aggregator::Snapshot&
   add(untracked, {}, static_cast<double>(snap.untracked_sockets));
 
   std::vector<MetricFamily> out;
-  for (auto* f : {&build, &attached, &signals, &dropped, &overflow, &removed, &tracked,
-                  &untracked}) {
+  for (auto* f : {&build, &attached, &signals, &dropped, &start, &reload_ok, &reload_time,
+                  &overflow, &removed, &tracked, &untracked}) {
     out.push_back(std::move(*f));
   }
   // Policy families only when policies exist: no empty families.

@@ -23,12 +23,24 @@ struct AgentInfo {
   std::string version;
   std::string revision;
   Plan plan;
+  // process_start_time_seconds: counters restart from zero with the
+  // process, and this tells rate() and increase() that they did.
+  double start_time_seconds = 0;
 };
+
+// When this process started, in seconds since the epoch (from /proc, as
+// the Prometheus clients compute process_start_time_seconds); now when
+// /proc cannot tell.
+double process_start_time_seconds();
 
 // What the agent itself lost, besides the kernel's drop counters.
 struct AgentCounters {
   std::atomic<uint64_t> decode_errors{0};
   std::atomic<uint64_t> series_removed{0};
+  // SIGHUP: whether the last reload was applied, and when the last one that
+  // was applied happened (the start counts as one).
+  std::atomic<bool> reload_ok{true};
+  std::atomic<double> reload_success_time{0};
 };
 
 // Where the collector reads live state from at scrape time.

@@ -1,9 +1,12 @@
 // `tcpka run`: the agent. Threads: the ring-buffer poller (events ->
-// aggregator), the HTTP server's, and main, which waits for signals and
-// removes series of vanished cgroups every --gc-interval seconds.
+// aggregator), the HTTP server's, and main, which waits for signals, applies
+// SIGHUP reloads and removes series of vanished cgroups every --gc-interval
+// seconds.
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -39,10 +42,17 @@ Result<std::vector<ResolvedPolicy>> resolve_all(const std::vector<PolicySpec>& s
   return out;
 }
 
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 }  // namespace
 
 int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& reload) {
   SignalWaiter signals;
+  const double started = process_start_time_seconds();
+  // What is in force: the start's configuration, then each reload's.
+  RunConfig live = cfg;
   const ListenAddress listen = parse_listen(cfg.listen).value();
 
   int status = kExitCannotRun;
@@ -61,19 +71,30 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   KeepaliveBpf& bpf = *attached->bpf;
   const auto root = find_cgroup2_mount();
   CgroupResolver cgroups(root.value_or(""));
-  PodResolver pods(cfg.k8s_log_root);
-  const PodLabeler pod_labels = [&pods](const std::string& cg) { return pods.labels(cg); };
+  // Replaced whole when a reload changes --k8s-log-root.
+  std::mutex pods_mu;
+  auto pods = std::make_shared<PodResolver>(cfg.k8s_log_root);
+  const PodLabeler pod_labels = [&](const std::string& cg) {
+    std::shared_ptr<PodResolver> p;
+    {
+      std::lock_guard lock(pods_mu);
+      p = pods;
+    }
+    return p->labels(cg);
+  };
 
   Aggregator agg(cfg.max_series, cfg.max_sockets);
   AgentCounters counters;
 
   // The audit: state tracking from now on, and a first scan before serving.
-  auto audit = AuditBpf::load({true, true, state_pin_if_possible()});
+  auto audit =
+      AuditBpf::load({true, true, state_pin_if_possible(), true, cfg.close_wait_ringbuf_bytes});
   if (!audit) {
     std::fprintf(stderr, "tcpka: %s\n", audit.error().c_str());
     return 1;
   }
   AuditBpf& auditor = *audit.value();
+  auditor.keep_pin(cfg.state_persist);
   AuditMetrics audit_metrics(cfg.idle_threshold);
   if (auto r = auditor.open_events([&](double seconds, uint64_t cgroup_id) {
         audit_metrics.observe_close_wait(cgroups.path(cgroup_id), seconds);
@@ -91,7 +112,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     if (!recs) return Error{recs.error()};
     auto rows = decode_scan(*recs, hz, [&](uint64_t id) { return cgroups.path(id); });
     for (auto& row : rows) {
-      row.pod = pods.labels(row.cgroup);
+      row.pod = pod_labels(row.cgroup);
       const auto seen = agg.socket(row.key);
       row.probes_sent = seen ? seen->probes : 0;
       row.kills = seen ? seen->kills : 0;
@@ -127,7 +148,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   }
 
   MetricsCollector collector(
-      agg, AgentInfo{TCPKA_VERSION, TCPKA_REVISION, attached->plan},
+      agg, AgentInfo{TCPKA_VERSION, TCPKA_REVISION, attached->plan, started},
       MetricSources{[&] {
                       auto p = bpf.programs();
                       for (auto& a : auditor.programs()) p.push_back(std::move(a));
@@ -138,7 +159,9 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
                     [&] { return audit_metrics.families(pod_labels); }, pod_labels},
       counters);
 
+  counters.reload_success_time = unix_now();
   std::atomic<bool> stop{false};
+  std::atomic<uint32_t> audit_interval{cfg.audit_interval};
   std::atomic<bool> polling{true};
   if (auto rows = scan_rows(); rows) {
     audit_metrics.update(*rows);
@@ -225,26 +248,62 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     while (!stop.load()) {
       if (std::chrono::steady_clock::now() >= next) {
         if (auto rows = scan_rows(); rows) audit_metrics.update(*rows);
-        next = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.audit_interval);
+        next = std::chrono::steady_clock::now() + std::chrono::seconds(audit_interval.load());
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   });
 
+  // SIGHUP: the configuration read again as at start (the config file,
+  // then the command line over it). All of it or nothing: a file that does
+  // not parse or validate changes nothing.
   auto next_gc = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.gc_interval);
+  auto reload_config = [&]() -> Result<void> {
+    auto next = reload();
+    if (!next) return Error{next.error()};
+    const ReloadPlan plan = plan_reload(live, *next);
+    const RunConfig& want = plan.applied;
+    // Policies first: the one step the kernel may refuse.
+    auto wanted = resolve_all(want.policies, root.value_or(""));
+    if (!wanted) return Error{wanted.error()};
+    if (auto r = policies.reconcile(*wanted); !r) return Error{"keepalive policy: " + r.error()};
+    agg.set_max_series(want.max_series);
+    audit_metrics.set_idle_threshold(want.idle_threshold);
+    audit_interval = want.audit_interval;
+    if (want.gc_interval != live.gc_interval) {
+      next_gc = std::chrono::steady_clock::now() + std::chrono::seconds(want.gc_interval);
+    }
+    if (want.k8s_log_root != live.k8s_log_root) {
+      auto fresh = std::make_shared<PodResolver>(want.k8s_log_root);
+      std::lock_guard lock(pods_mu);
+      pods = std::move(fresh);
+    }
+    auditor.keep_pin(want.state_persist);
+    for (const auto& key : plan.restart) {
+      std::fprintf(stderr,
+                   "tcpka: SIGHUP: '%s' changed but needs a restart; the running value is kept\n",
+                   key.c_str());
+    }
+    live = want;
+    return {};
+  };
+
   for (;;) {
     const int sig = signals.wait(std::chrono::seconds(1));
     if (sig == SIGINT || sig == SIGTERM) break;
     if (sig == SIGHUP) {
-      // Keepalive policies are reloaded in place (map updates, no
-      // re-attach); other settings need a restart.
-      auto next = reload();
-      auto wanted = next ? resolve_all(next->policies, root.value_or(""))
-                         : Result<std::vector<ResolvedPolicy>>(Error{next.error()});
-      auto r = wanted ? policies.reconcile(*wanted) : Result<void>(Error{wanted.error()});
-      std::fprintf(stderr, "tcpka: SIGHUP: %s\n",
-                   r ? "keepalive policies reloaded"
-                     : ("reload failed, kept the old policies: " + r.error()).c_str());
+      if (auto r = reload_config(); r) {
+        counters.reload_ok = true;
+        counters.reload_success_time = unix_now();
+        std::fprintf(stderr, "tcpka: SIGHUP: configuration and keepalive policies reloaded\n");
+      } else {
+        counters.reload_ok = false;
+        std::string why = r.error();
+        while (!why.empty() && why.back() == '\n') why.pop_back();
+        if (why.rfind("tcpka: ", 0) == 0) why.erase(0, 7);
+        std::fprintf(stderr, "tcpka: SIGHUP: reload failed, kept the previous configuration: %s\n",
+                     why.c_str());
+      }
     }
     if (std::chrono::steady_clock::now() >= next_gc) {
       const size_t removed =
@@ -253,7 +312,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
           removed + audit_metrics.remove_cgroups(
                         [&](const std::string& cg) { return !cgroups.exists(cg); }),
           std::memory_order_relaxed);
-      next_gc = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.gc_interval);
+      next_gc = std::chrono::steady_clock::now() + std::chrono::seconds(live.gc_interval);
     }
   }
   server.value().reset();

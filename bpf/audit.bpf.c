@@ -178,6 +178,9 @@ int tka_iter_socks(struct bpf_iter__task_file *ctx)
 
 	struct tka_sk_state *st = bpf_sk_storage_get(&tka_state, sk, 0,
 						     tka_mark_first_seen ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+	/* No room to remember the first sighting: the age stays unknown. */
+	if (!st && tka_mark_first_seen)
+		__sync_fetch_and_add(&tka_audit_drops[0], 1);
 	if (st && st->since_ns && st->state == rec.state) {
 		rec.since_ns = st->since_ns;
 		rec.since_exact = st->exact;
