@@ -129,13 +129,26 @@ std::string CgroupResolver::path(uint64_t id) {
   std::lock_guard lock(mu_);
   if (auto it = by_id_.find(id); it != by_id_.end()) return it->second;
   const auto now = std::chrono::steady_clock::now();
-  // A miss rescans the tree, but not more often than min_rescan_: ids of
-  // cgroups that vanished before we looked would otherwise rescan per event.
+  // An id that a recent scan did not find belongs to a cgroup that is gone:
+  // do not rescan for it on every event. It is tried again after a while, in
+  // case a scan raced with removals around it and missed it.
+  if (auto m = missing_.find(id); m != missing_.end() && now - m->second < kRetryMissing) {
+    return "";
+  }
+  // Any other miss is most likely a cgroup created since the last scan: scan
+  // again soon (min_rescan_ apart), so its first events are not filed under
+  // "unknown" for long. A global one-second limit did exactly that to the
+  // first probes of a fresh cgroup whenever another miss had just rescanned.
   if (!scanned_ || now - last_scan_ >= min_rescan_) {
     rescan_locked();
     last_scan_ = now;
     scanned_ = true;
-    if (auto it = by_id_.find(id); it != by_id_.end()) return it->second;
+    if (auto it = by_id_.find(id); it != by_id_.end()) {
+      missing_.erase(id);
+      return it->second;
+    }
+    if (missing_.size() >= kMaxMissing) missing_.clear();
+    missing_[id] = now;
   }
   return "";
 }

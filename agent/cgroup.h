@@ -38,8 +38,9 @@ Result<CgroupDir> resolve_cgroup_dir(std::string_view path, const std::string& r
 class CgroupResolver {
  public:
   // An empty root means "no cgroup2 on this host": every id resolves to "".
+  // min_rescan: the least time between two scans of the tree.
   explicit CgroupResolver(std::string root,
-                          std::chrono::milliseconds min_rescan = std::chrono::seconds(1));
+                          std::chrono::milliseconds min_rescan = std::chrono::milliseconds(50));
 
   // "" when the id is unknown even after a rescan (the cgroup is gone).
   std::string path(uint64_t id);
@@ -54,6 +55,10 @@ class CgroupResolver {
   std::chrono::milliseconds min_rescan_;
   std::mutex mu_;
   std::unordered_map<uint64_t, std::string> by_id_;
+  // Ids a scan did not find, and when: not rescanned for until kRetryMissing.
+  static constexpr std::chrono::seconds kRetryMissing{1};
+  static constexpr size_t kMaxMissing = 4096;
+  std::unordered_map<uint64_t, std::chrono::steady_clock::time_point> missing_;
   std::chrono::steady_clock::time_point last_scan_{};
   bool scanned_ = false;
 };

@@ -212,6 +212,30 @@ TEST_F(CgroupResolverTest, RescanIsRateLimited) {
   EXPECT_EQ(r.path(inode_of(root_ + "/late")), "");
 }
 
+TEST_F(CgroupResolverTest, NewCgroupResolvesEvenRightAfterAMissRescanned) {
+  CgroupResolver r(root_, std::chrono::milliseconds(20));
+  const uint64_t gone = inode_of(fs::path(root_).parent_path().string());
+  EXPECT_EQ(r.path(gone), "");  // scans, does not find it
+  fs::create_directories(root_ + "/fresh");
+  const uint64_t fresh = inode_of(root_ + "/fresh");
+  // Within min_rescan: not yet (no scan storm), but soon after it is found.
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  EXPECT_EQ(r.path(fresh), "/fresh");
+}
+
+TEST_F(CgroupResolverTest, AMissingIdDoesNotRescanOnEveryLookup) {
+  CgroupResolver r(root_, std::chrono::milliseconds(0));
+  const uint64_t gone = inode_of(fs::path(root_).parent_path().string());
+  EXPECT_EQ(r.path(gone), "");
+  // A cgroup appears, the missing id is looked up again, the cgroup goes. Had
+  // that lookup scanned, the cgroup would still be cached and answered.
+  fs::create_directories(root_ + "/after");
+  const uint64_t after = inode_of(root_ + "/after");
+  EXPECT_EQ(r.path(gone), "");
+  fs::remove(root_ + "/after");
+  EXPECT_EQ(r.path(after), "");
+}
+
 TEST_F(CgroupResolverTest, Exists) {
   CgroupResolver r(root_, std::chrono::milliseconds(0));
   EXPECT_TRUE(r.exists("/a/b"));
