@@ -53,11 +53,18 @@ struct {
 
 #define TKA_SOCK_UNANSWERED 1
 
-/* What we keep of a probed socket. */
+/*
+ * What we keep of a probed socket: its flags, and its probe event as first
+ * filled. A socket's addresses, ports, family, netns, cgroup and direction do
+ * not change while it is connected, so later probes copy them from here
+ * instead of reading them again through its (cold) struct sock and the
+ * cgroup and netns pointer chains behind it. ev.sport also outlives
+ * tcp_set_state(CLOSE), which may clear skc_num before destroy.
+ */
 struct tka_probed_val {
-	__u16 sport; /* tcp_set_state(CLOSE) may clear skc_num before destroy */
-	__u8 flags;  /* TKA_SOCK_* */
-	__u8 pad;
+	struct tka_event ev;
+	__u8 flags; /* TKA_SOCK_* */
+	__u8 pad[7];
 };
 
 /*
@@ -245,28 +252,41 @@ int BPF_PROG(tka_timer_exit, struct timer_list *timer)
 
 	struct tka_probed_val *cur = bpf_map_lookup_elem(&tka_probed, &key);
 	__u8 flags = probes >= 2 ? TKA_SOCK_UNANSWERED : 0;
+	/* Probes are the bulk of the events: no wake-up per probe (each one an
+	 * irq_work, ~12 us under a burst). The agent drains the ring at least
+	 * every 250 ms; past a quarter full the reader is woken at once.
+	 */
+	struct tka_event *e = bpf_ringbuf_reserve(&tka_events, sizeof(*e), 0);
 
+	if (!e)
+		tka_count_drop(TKA_DROP_RINGBUF);
 	if (cur) {
 		if (flags && !(cur->flags & TKA_SOCK_UNANSWERED)) {
 			cur->flags |= flags;
 			__sync_fetch_and_add(&tka_unanswered, 1);
 		}
+		if (!e)
+			return 0;
+		__builtin_memcpy(e, &cur->ev, sizeof(*e));
+		/* What changes between probes. */
+		e->ts_ns = bpf_ktime_get_ns();
+		e->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+		e->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+		e->probes_out = probes;
 	} else {
-		struct tka_probed_val v = {.sport = b->sport, .flags = flags};
+		struct tka_probed_val v = {.flags = flags};
 
+		tka_fill(&v.ev, sk, TKA_EV_PROBE);
+		v.ev.sport = b->sport;
 		if (bpf_map_update_elem(&tka_probed, &key, &v, BPF_NOEXIST))
 			tka_count_drop(TKA_DROP_SOCKMAP);
 		else if (flags)
 			__sync_fetch_and_add(&tka_unanswered, 1);
+		if (!e)
+			return 0;
+		__builtin_memcpy(e, &v.ev, sizeof(*e));
 	}
-	/* Probes are the bulk of the events: no wake-up per probe (each one an
-	 * irq_work, ~12 us under a burst). The agent drains the ring at least
-	 * every 250 ms; past a quarter full the reader is woken at once.
-	 */
-	struct tka_event *e = tka_reserve(sk, TKA_EV_PROBE, TKA_OUTCOME_NONE, 0, 0);
-
-	if (e)
-		bpf_ringbuf_submit(e, tka_wake_flags());
+	bpf_ringbuf_submit(e, tka_wake_flags());
 	return 0;
 }
 
@@ -361,7 +381,7 @@ int BPF_PROG(tka_destroy, struct sock *sk)
 
 	if (!v)
 		return 0;
-	sport = v->sport;
+	sport = v->ev.sport;
 	if (v->flags & TKA_SOCK_UNANSWERED)
 		__sync_fetch_and_add(&tka_unanswered, -1);
 	bpf_map_delete_elem(&tka_probed, &key);
