@@ -42,8 +42,9 @@ bool enum_has(const btf* vmlinux, const char* type, std::string_view value) {
   return false;
 }
 
-bool kallsyms_has(std::string_view symbol) {
-  std::ifstream in("/proc/kallsyms");
+}  // namespace
+
+bool kallsyms_has(std::istream& in, std::string_view symbol) {
   std::string addr, type, name;
   while (in >> addr >> type) {
     std::getline(in, name);
@@ -54,6 +55,8 @@ bool kallsyms_has(std::string_view symbol) {
   }
   return false;
 }
+
+namespace {
 
 // Loads (never attaches) a two-instruction fentry program on
 // tcp_keepalive_timer: the only honest test of "fentry works here".
@@ -86,7 +89,8 @@ Features probe_features() {
   f.cgroup2 = find_cgroup2_mount();
   struct stat st {};
   f.kprobes = ::stat("/sys/bus/event_source/devices/kprobe/type", &st) == 0;
-  f.ksym_keepalive_timer = kallsyms_has("tcp_keepalive_timer");
+  std::ifstream kallsyms("/proc/kallsyms");
+  f.ksym_keepalive_timer = kallsyms_has(kallsyms, "tcp_keepalive_timer");
 
   btf* vmlinux = btf__load_vmlinux_btf();
   if (!vmlinux) {

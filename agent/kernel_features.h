@@ -3,8 +3,10 @@
 // combination of kernel features is unit-tested.
 #pragma once
 
+#include <istream>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config.h"
@@ -31,6 +33,10 @@ struct Features {
 };
 
 Features probe_features();
+
+// Whether a /proc/kallsyms text lists the symbol with a real (non-zero)
+// address; kptr_restrict shows every address as zeros.
+bool kallsyms_has(std::istream& kallsyms, std::string_view symbol);
 
 // One observed signal and how it is attached.
 struct SignalPath {
