@@ -12,6 +12,7 @@ packages=(
   libcli11-dev prometheus-cpp-dev
   # tests
   libgtest-dev libgmock-dev
+  libclang-rt-dev       # libFuzzer and clang's sanitizer runtimes (tests/fuzz.sh)
   nftables iproute2     # test namespaces and packet drops
   prometheus            # promtool (rule tests, metrics lint) and a real server for the e2e test
   python3 python3-yaml  # tests/deploy checks
