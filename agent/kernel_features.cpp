@@ -42,10 +42,9 @@ bool enum_has(const btf* vmlinux, const char* type, std::string_view value) {
   return false;
 }
 
-enum class Ksym { kAbsent, kHidden, kVisible };
+}  // namespace
 
-Ksym kallsyms_find(std::string_view symbol) {
-  std::ifstream in("/proc/kallsyms");
+Ksym kallsyms_find(std::istream& in, std::string_view symbol) {
   std::string addr, type, name;
   while (in >> addr >> type) {
     std::getline(in, name);
@@ -58,6 +57,12 @@ Ksym kallsyms_find(std::string_view symbol) {
   }
   return Ksym::kAbsent;
 }
+
+bool kallsyms_has(std::istream& in, std::string_view symbol) {
+  return kallsyms_find(in, symbol) == Ksym::kVisible;
+}
+
+namespace {
 
 // Loads (never attaches) a two-instruction fentry program on
 // tcp_keepalive_timer: the only honest test of "fentry works here".
@@ -111,7 +116,8 @@ Features probe_features() {
   f.cgroup2 = find_cgroup2_mount();
   struct stat st {};
   f.kprobes = ::stat("/sys/bus/event_source/devices/kprobe/type", &st) == 0;
-  const Ksym timer = kallsyms_find("tcp_keepalive_timer");
+  std::ifstream kallsyms("/proc/kallsyms");
+  const Ksym timer = kallsyms_find(kallsyms, "tcp_keepalive_timer");
   f.ksym_keepalive_timer = timer == Ksym::kVisible;
   f.ksym_hidden = timer == Ksym::kHidden;
 

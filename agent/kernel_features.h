@@ -3,6 +3,7 @@
 // combination of kernel features is unit-tested.
 #pragma once
 
+#include <istream>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,6 +37,14 @@ struct Features {
 };
 
 Features probe_features();
+
+// How a /proc/kallsyms text lists a symbol: not at all, with address 0
+// (kptr_restrict hides it from readers without CAP_SYSLOG), or usable.
+enum class Ksym { kAbsent, kHidden, kVisible };
+Ksym kallsyms_find(std::istream& kallsyms, std::string_view symbol);
+// Whether a /proc/kallsyms text lists the symbol with a real (non-zero)
+// address; kptr_restrict shows every address as zeros.
+bool kallsyms_has(std::istream& kallsyms, std::string_view symbol);
 
 // One observed signal and how it is attached.
 struct SignalPath {

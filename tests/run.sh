@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install dependencies, build, run every test (unit and privileged
-# integration), print ctest's summary. Run as root: the integration tests
-# load BPF programs, create network namespaces and cgroups, and fail (they do
-# not skip) without those rights.
+# integration), print ctest's summary. Then the unit and integration tests
+# again under ASan+UBSan (tests/sanitize.sh), and the fuzz targets
+# (tests/fuzz.sh). With arguments, only the main build's ctest runs, with them.
+# Run as root: the integration tests load BPF programs, create network
+# namespaces and cgroups, and fail (they do not skip) without those rights.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # ip, nft and bpftool live in sbin; CI's environment may not list it.
@@ -18,4 +20,24 @@ fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)"
-ctest --test-dir build --output-on-failure "$@"
+if (($#)); then
+  # Arguments pick tests of the main build only (ctest -R, -L ...).
+  exec ctest --test-dir build --output-on-failure "$@"
+fi
+
+# Every tier runs even when an earlier one failed; the exit status is the worst.
+tiers=()
+run_tier() {
+  local name=$1 start=$SECONDS rc=0
+  shift
+  "$@" || rc=$?
+  tiers+=("$(printf '%-10s %s (%d s)' "$name" "$([[ $rc == 0 ]] && echo passed || echo FAILED)" $((SECONDS - start)))")
+  return "$rc"
+}
+status=0
+run_tier main ctest --test-dir build --output-on-failure || status=1
+run_tier sanitize tests/sanitize.sh || status=1  # build-asan: unit + integration, ASan+UBSan
+run_tier fuzz tests/fuzz.sh || status=1          # build-fuzz: each libFuzzer target, 12 s
+echo
+printf 'tier %s\n' "${tiers[@]}"
+exit "$status"

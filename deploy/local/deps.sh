@@ -13,6 +13,7 @@ packages=(
   libssl-dev libcrypt-dev  # TLS (OpenSSL) and bcrypt (libxcrypt) for --web-config-file
   # tests
   libgtest-dev libgmock-dev
+  libclang-rt-dev       # libFuzzer and clang's sanitizer runtimes (tests/fuzz.sh)
   nftables iproute2     # test namespaces and packet drops
   prometheus            # promtool (rule tests, metrics lint) and a real server for the e2e test
   python3 python3-yaml  # tests/deploy checks

@@ -6,6 +6,7 @@
 #include "fixtures.h"
 
 #include <algorithm>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -221,6 +222,26 @@ TEST(DescribeTest, ReportsWhatIsMissing) {
   EXPECT_THAT(d, Not(HasSubstr("yes")));
   // One line per feature.
   EXPECT_EQ(std::count(d.begin(), d.end(), '\n'), 11);
+}
+
+TEST(KallsymsTest, FindsTheSymbolWithARealAddress) {
+  std::istringstream in(
+      "ffffffff81000000 T _stext\n"
+      "ffffffff81b2c3d0 t tcp_keepalive_timer\n"
+      "ffffffffc0a01000 t tcp_keepalive_timer_x\t[mod]\n");
+  EXPECT_TRUE(kallsyms_has(in, "tcp_keepalive_timer"));
+}
+
+TEST(KallsymsTest, ZeroAddressesModulesAndTruncatedLinesDoNotCount) {
+  // kptr_restrict: every address reads as zeros.
+  std::istringstream restricted("0000000000000000 t tcp_keepalive_timer\n");
+  EXPECT_FALSE(kallsyms_has(restricted, "tcp_keepalive_timer"));
+  std::istringstream module("ffffffffc0a01000 t tcp_keepalive_timer\t[tcpka]\n");
+  EXPECT_FALSE(kallsyms_has(module, "tcp_keepalive_timer"));
+  std::istringstream truncated("ffffffff81b2c3d0 t");
+  EXPECT_FALSE(kallsyms_has(truncated, "tcp_keepalive_timer"));
+  std::istringstream empty("");
+  EXPECT_FALSE(kallsyms_has(empty, ""));
 }
 
 }  // namespace
