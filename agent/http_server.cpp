@@ -390,6 +390,7 @@ void HttpServer::serve(int fd) {
       HttpResponse r = error_response(400);
       r.body = "400 Bad Request: this port speaks TLS (https://)\n";
       Stream(fd, nullptr).write_all(render(r, false, {}), Clock::now() + timeout);
+      release_slot(fd);
       ::shutdown(fd, SHUT_WR);
       finish(fd);
       return;
@@ -440,8 +441,20 @@ void HttpServer::serve(int fd) {
   }
   if (ssl) SSL_shutdown(ssl.get());  // close_notify, without waiting for the peer's
   ssl.reset();
+  // The client sees the end of the answer at the shutdown: give the slot back
+  // first, so its next connection never finds this one still counted.
+  release_slot(fd);
   ::shutdown(fd, SHUT_WR);
   finish(fd);
+}
+
+void HttpServer::release_slot(int fd) {
+  std::lock_guard lock(mu_);
+  auto it = open_.find(fd);
+  if (it != open_.end() && !it->second.evicted) {
+    --live_;
+    it->second.evicted = true;  // no longer counted in live_
+  }
 }
 
 }  // namespace tcpka

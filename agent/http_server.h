@@ -87,11 +87,13 @@ class HttpServer {
   void mark_answering(int fd);
   // Closes fd and forgets it.
   void finish(int fd);
+  // The answer is written: stop counting fd against the cap (finish() follows).
+  void release_slot(int fd);
 
   struct Slot {
     std::chrono::steady_clock::time_point accepted;
     bool reading = true;   // handshake or request head: may be evicted
-    bool evicted = false;  // shut down by the acceptor, its thread is leaving
+    bool evicted = false;  // no longer counted in live_: evicted, or its answer is written
   };
 
   int listen_fd_ = -1;
