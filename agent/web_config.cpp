@@ -12,13 +12,21 @@ namespace {
 
 // ------------------------------------------------------------ YAML subset
 
+struct Entry;
+
 struct Node {
   enum Kind { kNull, kScalar, kList, kMap };
   Kind kind = kNull;
   int line = 0;
-  std::string scalar;                                 // kScalar
-  std::vector<Node> items;                            // kList (scalars only)
-  std::vector<std::pair<std::string, Node>> entries;  // kMap, in file order
+  std::string scalar;          // kScalar
+  std::vector<Node> items;     // kList (scalars only)
+  std::vector<Entry> entries;  // kMap, in file order
+};
+
+// A struct, not std::pair: a pair may not hold the still incomplete Node.
+struct Entry {
+  std::string key;
+  Node value;
 };
 
 struct Line {
@@ -253,7 +261,7 @@ class Parser {
       }
       if (key.empty()) return at(l.no, "empty key");
       for (const auto& e : n.entries) {
-        if (e.first == key) return at(l.no, key + ": duplicate key");
+        if (e.key == key) return at(l.no, key + ": duplicate key");
       }
       std::string_view rest = l.text.substr(k + 1);
       while (!rest.empty() && is_space(rest.front())) rest.remove_prefix(1);
@@ -274,7 +282,7 @@ class Parser {
         value.kind = Node::kNull;
         value.line = l.no;
       }
-      n.entries.emplace_back(std::move(key), std::move(value));
+      n.entries.push_back(Entry{std::move(key), std::move(value)});
       if (i_ < lines_.size() && lines_[i_].indent > indent) {
         return at(lines_[i_].no, "unexpected indentation");
       }
@@ -390,7 +398,9 @@ Result<void> tls_section(const Node& n, WebConfig* out) {
   const std::string p = "tls_server_config.";
   TlsServerConfig t;
   bool any = false;
-  for (const auto& [k, v] : n.entries) {
+  for (const Entry& e1 : n.entries) {
+    const std::string& k = e1.key;
+    const Node& v = e1.value;
     const std::string key = p + k;
     Result<void> r;
     auto str = [&](std::string* dst) -> Result<void> {
@@ -460,7 +470,9 @@ Result<void> tls_section(const Node& n, WebConfig* out) {
 }
 
 Result<void> http_section(const Node& n, WebConfig* out) {
-  for (const auto& [k, v] : n.entries) {
+  for (const Entry& e2 : n.entries) {
+    const std::string& k = e2.key;
+    const Node& v = e2.value;
     const std::string key = "http_server_config." + k;
     if (k == "http2") {
       auto b = bool_of(v, key);
@@ -470,7 +482,9 @@ Result<void> http_section(const Node& n, WebConfig* out) {
     }
     if (k != "headers") return bad(v, key, "unknown key");
     if (auto m = map_of(v, key); !m) return m;
-    for (const auto& [name, value] : v.entries) {
+    for (const Entry& e3 : v.entries) {
+      const std::string& name = e3.key;
+      const Node& value = e3.value;
       const std::string hkey = key + "." + name;
       auto s = string_of(value, hkey);
       if (!s) return Error{s.error()};
@@ -496,7 +510,9 @@ Result<void> http_section(const Node& n, WebConfig* out) {
 }
 
 Result<void> users_section(const Node& n, WebConfig* out) {
-  for (const auto& [user, v] : n.entries) {
+  for (const Entry& e4 : n.entries) {
+    const std::string& user = e4.key;
+    const Node& v = e4.value;
     const std::string key = "basic_auth_users." + user;
     auto hash = string_of(v, key);
     if (!hash) return Error{hash.error()};
