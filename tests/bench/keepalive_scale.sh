@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Benchmark: the user-space cost of `tcpka run` as keepalive-probing sockets
+# grow. For each count in SOCKET_COUNTS (default "1000 10000 50000"), holds
+# that many sockets that send a keepalive probe every second and have it
+# answered (tcpka_bench_keepalive_load: TCP_KEEPIDLE=1, TCP_KEEPINTVL=1, both
+# ends of each connection, opened over 1 s so the expiries spread over the
+# second), starts `tcpka run` with its defaults, waits until it tracks them
+# all, and measures over WINDOW seconds (default 20):
+#   - the agent's CPU (user+sys from /proc/PID/stat), in % of one core and
+#     per 1,000 probing sockets: every probe is one ring-buffer event, so this
+#     is the event path (decode, aggregate) plus the periodic audit scan;
+#   - its resident memory (VmRSS) and peak (VmHWM), against 30 MB + 1 KB per
+#     socket;
+#   - the probes it counted per second and its drop counters.
+# usage: tests/bench/keepalive_scale.sh [WINDOW]   (as root, after `cmake --build build`)
+# Environment: SOCKET_COUNTS, PORT (default 9981), AGENT_FLAGS (extra `tcpka run` flags).
+# Everything runs in a network namespace of the script's own, removed on exit.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+window=${1:-20}
+counts=${SOCKET_COUNTS:-1000 10000 50000}
+port=${PORT:-9981}
+load=build/tests/bench/tcpka_bench_keepalive_load
+[[ -x $load && -x $tcpka ]] || { echo "build first (cmake --build build)" >&2; exit 1; }
+agent_log=$(mktemp)
+ip netns add "$ns"
+ip -n "$ns" link set lo up
+
+metric() {  # metric NAME: the sum of a family's samples on /metrics
+  in_ns curl -sf http://127.0.0.1:"$port"/metrics |
+    awk -v n="$1" '$1 == n || index($1, n "{") == 1 {s += $NF} END {printf "%d\n", s}'
+}
+ticks() { awk '{print $14 + $15}' /proc/"$agent"/stat; }
+hz=$(getconf CLK_TCK)
+
+printf '%s\n' "nproc=$(nproc) kernel=$(uname -r) window=${window}s agent flags: ${AGENT_FLAGS:-(defaults)}"
+printf '| probing sockets | agent CPU (%% of one core) | CPU per 1k sockets | RSS | peak RSS | memory target (30 MB + 1 KB/socket) | probes counted/s | dropped |\n'
+printf '|---|---|---|---|---|---|---|---|\n'
+for n in $counts; do
+  holders=()
+  conns=$((n / 2))
+  while ((conns > 0)); do
+    c=$((conns < 9000 ? conns : 9000))
+    fifo=$(mktemp -u)
+    mkfifo "$fifo"
+    in_ns "$load" "$c" 1000 > "$fifo" &
+    holders+=($!)
+    pids+=($!)
+    read -r line < "$fifo"
+    rm -f "$fifo"
+    [[ $line == ready ]] || { echo "keepalive load failed" >&2; exit 1; }
+    conns=$((conns - c))
+  done
+  # shellcheck disable=SC2086
+  start_agent ${AGENT_FLAGS:-}
+  # Every socket probes once a second: wait until the agent tracks them all.
+  for ((i = 0; i < 60; i++)); do
+    (($(metric tcpka_tracked_sockets) >= n)) && break
+    sleep 1
+  done
+  tracked=$(metric tcpka_tracked_sockets)
+  sleep 2
+  p0=$(metric tcpka_keepalive_probes_sent_total)
+  t0=$(ticks)
+  sleep "$window"
+  t1=$(ticks)
+  p1=$(metric tcpka_keepalive_probes_sent_total)
+  rss=$(awk '/VmRSS/ {print $2}' /proc/"$agent"/status)
+  hwm=$(awk '/VmHWM/ {print $2}' /proc/"$agent"/status)
+  dropped=$(metric tcpka_events_dropped_total)
+  awk -v n="$n" -v d=$((t1 - t0)) -v hz="$hz" -v w="$window" -v rss="$rss" -v hwm="$hwm" \
+    -v p=$((p1 - p0)) -v dr="$dropped" -v tr="$tracked" 'BEGIN {
+      cpu = 100 * d / hz / w
+      target = 30 * 1024 + n  # KiB: 30 MB + 1 KB per socket
+      printf "| %d (tracked %d) | %.2f%% | %.3f%% | %.1f MiB | %.1f MiB | %.1f MiB: %s | %.0f | %d |\n",
+        n, tr, cpu, cpu / (n / 1000), rss / 1024, hwm / 1024, target / 1024,
+        (hwm <= target ? "holds" : "exceeded"), p / w, dr
+    }'
+  stop_agent
+  for h in "${holders[@]}"; do kill "$h"; wait "$h" 2> /dev/null || true; done
+  keep=()
+  for p in "${pids[@]}"; do [[ " ${holders[*]} " == *" $p "* ]] || keep+=("$p"); done
+  pids=("${keep[@]}")
+done
+echo "targets: CPU under 0.1% of a core per 1,000 keepalive sockets; memory under 30 MB + 1 KB per socket"
