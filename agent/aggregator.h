@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "event.h"
 
@@ -77,7 +78,7 @@ class Aggregator {
   const size_t max_sockets_;
   mutable std::mutex mu_;
   std::map<SeriesKey, SeriesCounts> series_;
-  std::map<SocketKey, SocketStats> sockets_;
+  std::unordered_map<SocketKey, SocketStats, SocketKeyHash> sockets_;
   uint64_t overflowed_ = 0;
   uint64_t untracked_ = 0;
 };

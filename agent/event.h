@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,19 @@ struct SocketKey {
   std::string saddr, daddr;
   uint16_t sport = 0, dport = 0;
   auto operator<=>(const SocketKey&) const = default;
+};
+
+// For hash tables of sockets. The agent looks one up per keepalive event;
+// an ordered map compared address strings at every step of the tree.
+struct SocketKeyHash {
+  size_t operator()(const SocketKey& k) const noexcept {
+    size_t h = std::hash<std::string>{}(k.saddr);
+    auto mix = [&h](size_t v) { h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2); };
+    mix(std::hash<std::string>{}(k.daddr));
+    mix((static_cast<size_t>(k.netns) << 32) | (static_cast<size_t>(k.sport) << 16) | k.dport);
+    mix(k.family);
+    return h;
+  }
 };
 
 // A SocketKey from the raw fields the BPF records carry (IPv4 addresses in
