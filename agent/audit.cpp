@@ -28,14 +28,12 @@ std::string errstr(int err) {
   return strerror(err < 0 ? -err : err);
 }
 
-
 bool known_state(std::string_view s) {
   for (unsigned i = 1; i <= 13; ++i) {
     if (tcp_state_name(i) == s) return true;
   }
   return false;
 }
-
 
 Result<double> parse_seconds(std::string_view key, std::string_view v) {
   double out = 0;
@@ -87,7 +85,7 @@ AuditRow decode_rec(const tka_sock_rec& r, unsigned hz,
   return row;
 }
 
-std::vector<AuditRow> dedupe(std::vector<AuditRow> rows) {
+std::vector<AuditRow> dedupe(std::vector<AuditRow> rows, bool display_order) {
   // Sort indices, move each row once: rows are large, and moving them
   // through two sorts was a tenth of an audit's time.
   std::vector<uint32_t> idx(rows.size());
@@ -101,12 +99,13 @@ std::vector<AuditRow> dedupe(std::vector<AuditRow> rows) {
             idx.end());
   // Integers first: comparing address strings for every pair was most of
   // the sort's time.
-  std::sort(idx.begin(), idx.end(), [&](uint32_t x, uint32_t y) {
-    const AuditRow &a = rows[x], &b = rows[y];
-    return std::tie(a.state, a.key.netns, a.key.sport, a.key.dport, a.key.saddr, a.key.daddr,
-                    a.pid) < std::tie(b.state, b.key.netns, b.key.sport, b.key.dport,
-                                      b.key.saddr, b.key.daddr, b.pid);
-  });
+  if (display_order)
+    std::sort(idx.begin(), idx.end(), [&](uint32_t x, uint32_t y) {
+      const AuditRow &a = rows[x], &b = rows[y];
+      return std::tie(a.state, a.key.netns, a.key.sport, a.key.dport, a.key.saddr, a.key.daddr,
+                      a.pid) < std::tie(b.state, b.key.netns, b.key.sport, b.key.dport, b.key.saddr,
+                                        b.key.daddr, b.pid);
+    });
   std::vector<AuditRow> out;
   out.reserve(idx.size());
   for (uint32_t i : idx) out.push_back(std::move(rows[i]));
@@ -114,7 +113,8 @@ std::vector<AuditRow> dedupe(std::vector<AuditRow> rows) {
 }
 
 std::vector<AuditRow> decode_scan(const std::vector<tka_sock_rec>& recs, unsigned hz,
-                                  const std::function<std::string(uint64_t)>& cgroup_path) {
+                                  const std::function<std::string(uint64_t)>& cgroup_path,
+                                  bool display_order) {
   std::vector<AuditRow> rows;
   rows.reserve(recs.size());
   // Records come grouped by process, so mostly by cgroup: remember the last.
@@ -130,7 +130,7 @@ std::vector<AuditRow> decode_scan(const std::vector<tka_sock_rec>& recs, unsigne
     return last_path;
   };
   for (const auto& r : recs) rows.push_back(decode_rec(r, hz, cached));
-  return dedupe(std::move(rows));
+  return dedupe(std::move(rows), display_order);
 }
 
 std::optional<double> state_age(const AuditRow& row) {
@@ -343,11 +343,10 @@ Result<std::unique_ptr<AuditBpf>> AuditBpf::load(const AuditOptions& opts) {
     if (fd >= 0) {
       bpf_map_info info{};
       __u32 len = sizeof(info);
-      const bool fits =
-          bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
-          info.type == BPF_MAP_TYPE_SK_STORAGE &&
-          info.value_size == bpf_map__value_size(skel->maps.tka_state) &&
-          info.key_size == bpf_map__key_size(skel->maps.tka_state);
+      const bool fits = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+                        info.type == BPF_MAP_TYPE_SK_STORAGE &&
+                        info.value_size == bpf_map__value_size(skel->maps.tka_state) &&
+                        info.key_size == bpf_map__key_size(skel->maps.tka_state);
       if (fits) reused = bpf_map__reuse_fd(skel->maps.tka_state, fd) == 0;
       ::close(fd);
     }
@@ -435,7 +434,9 @@ Result<void> AuditBpf::open_events(std::function<void(double, uint64_t)> sink) {
   return {};
 }
 
-int AuditBpf::consume() { return ring_buffer__consume(rb_); }
+int AuditBpf::consume() {
+  return ring_buffer__consume(rb_);
+}
 
 std::vector<ProgramState> AuditBpf::programs() const {
   std::vector<ProgramState> out = {{"tka_iter_socks", "iter/task_file", iter_link_ != nullptr}};

@@ -64,10 +64,13 @@ AuditRow decode_rec(const tka_sock_rec& rec, unsigned hz,
                     const std::function<std::string(uint64_t)>& cgroup_path);
 // One row per socket (a socket shared by several processes is listed with
 // the lowest pid), sorted by state then addresses.
-std::vector<AuditRow> dedupe(std::vector<AuditRow> rows);
+// display_order false: by cookie, which is enough for counting (the agent's
+// periodic scan) and skips the sort on address strings.
+std::vector<AuditRow> dedupe(std::vector<AuditRow> rows, bool display_order = true);
 // decode_rec of every record of one scan, then dedupe.
 std::vector<AuditRow> decode_scan(const std::vector<tka_sock_rec>& recs, unsigned hz,
-                                  const std::function<std::string(uint64_t)>& cgroup_path);
+                                  const std::function<std::string(uint64_t)>& cgroup_path,
+                                  bool display_order = true);
 
 bool matches(const AuditRow& row, const AuditFilter& f);
 // The known state age: exact, else the lower bound, else nullopt.

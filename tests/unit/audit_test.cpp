@@ -637,6 +637,29 @@ TEST(Dedupe, DistinctCookiesAllKept) {
   EXPECT_EQ(out.size(), 3u);
 }
 
+TEST(Dedupe, CountingOrderKeepsTheSameRowsByCookie) {
+  const std::vector<AuditRow> in = {
+      make_row("listen", "0.0.0.0", 22, "0.0.0.0", 0, 9, 5),
+      make_row("established", "10.0.0.2", 80, "10.0.0.9", 5000, 2, 30, 4),
+      make_row("established", "10.0.0.2", 80, "10.0.0.9", 5000, 2, 10, 7),
+      make_row("close_wait", "10.0.0.2", 81, "10.0.0.9", 5001, 4, 6)};
+  const auto out = dedupe(in, false);
+  ASSERT_EQ(out.size(), 3u);
+  // By cookie, the shared socket once with its lowest pid: the same rows as
+  // the display order, without its sort.
+  EXPECT_EQ(out[0].cookie, 2u);
+  EXPECT_EQ(out[0].pid, 10u);
+  EXPECT_EQ(out[1].cookie, 4u);
+  EXPECT_EQ(out[2].cookie, 9u);
+  auto cookies = [](std::vector<AuditRow> rows) {
+    std::vector<uint64_t> c;
+    for (const auto& r : rows) c.push_back(r.cookie);
+    std::sort(c.begin(), c.end());
+    return c;
+  };
+  EXPECT_EQ(cookies(out), cookies(dedupe(in)));
+}
+
 TEST(Dedupe, SortedByStateThenNamespaceAndPorts) {
   const auto out = dedupe({
       make_row("listen", "0.0.0.0", 22, "0.0.0.0", 0, 1, 5),
