@@ -43,7 +43,9 @@ for n in $counts; do
     c=$((conns < 9000 ? conns : 9000))
     fifo=$(mktemp -u)
     mkfifo "$fifo"
-    in_ns "$load" "$c" 1000 > "$fifo" &
+    # nsenter itself, not the in_ns function: a function in the background
+    # runs in a subshell, and $! would name the subshell, not the load.
+    nsenter --net=/run/netns/"$ns" "$load" "$c" 1000 > "$fifo" &
     holders+=($!)
     pids+=($!)
     read -r line < "$fifo"
@@ -78,6 +80,13 @@ for n in $counts; do
     }'
   stop_agent
   for h in "${holders[@]}"; do kill "$h"; wait "$h" 2> /dev/null || true; done
+  # The next count starts from none: nothing of ours may still probe.
+  for ((i = 0; i < 50; i++)); do
+    left=$(in_ns ss -tanH state established | wc -l)
+    ((left == 0)) && break
+    sleep 0.1
+  done
+  ((left == 0)) || { echo "$left connections still open after the load ended" >&2; exit 1; }
   keep=()
   for p in "${pids[@]}"; do [[ " ${holders[*]} " == *" $p "* ]] || keep+=("$p"); done
   pids=("${keep[@]}")
