@@ -143,26 +143,8 @@ TEST(AgentCli, BadArgumentsExitTwoNamingTheValueAndLoadNothing) {
 // The capability set of deploy/kubernetes/daemonset.yaml, and nothing else.
 constexpr const char* kDaemonSetCaps = "-all,+bpf,+perfmon,+syslog,+net_admin";
 
-TEST(AgentCapabilities, RunsWithExactlyTheDaemonSetsCapabilities) {
-  ASSERT_EQ(geteuid(), 0u);
-  TestNetns netns;
-  TestCgroup cgroup(false);
-  Background agent({"/usr/bin/setpriv", std::string("--bounding-set=") + kDaemonSetCaps,
-                    "--inh-caps=-all", agent_binary(), "run", "--listen", "127.0.0.1:9977",
-                    "--keepalive-cgroup", cgroup.abs(), "--keepalive-idle", "30",
-                    "--keepalive-intvl", "5", "--keepalive-cnt", "3"});
-  ASSERT_TRUE(eventually(
-      [&] {
-        int status = 0;
-        http_get(9977, "/healthz", &status);
-        return status == 200;
-      },
-      seconds(15)))
-      << agent.log();
-  const std::string m = http_get(9977, "/metrics");
-  EXPECT_EQ(metric(m, "tcpka_bpf_program_attached"), 8) << m;  // 7 + the sockops policy
-  EXPECT_EQ(sockops_programs(cgroup.abs()), 1);
-}
+// Running with exactly that set, with a policy, counting a kill:
+// robustness_test.cpp, CapabilitiesTest.DaemonSetSetStartsAttachesServesAndCountsAKill.
 
 TEST(AgentCapabilities, WithoutSyslogCheckNamesTheMissingCapability) {
   ASSERT_EQ(geteuid(), 0u);

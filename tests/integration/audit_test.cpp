@@ -25,15 +25,6 @@ using std::chrono::seconds;
 
 constexpr unsigned long kBpfFsMagic = 0xcafe4a11;
 
-std::vector<std::string> json_objects(const std::string& array) {
-  std::vector<std::string> out;
-  std::istringstream in(array);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line[0] == '{') out.push_back(line);
-  }
-  return out;
-}
-
 // A child process named "tka-leaky" that accepts connections and never
 // closes them until told to: the classic CLOSE_WAIT leak.
 class LeakyServer {

@@ -532,6 +532,15 @@ std::vector<std::string> Watch::lines_until(
   return lines_;
 }
 
+std::vector<std::string> json_objects(const std::string& array) {
+  std::vector<std::string> out;
+  std::istringstream in(array);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line[0] == '{') out.push_back(line);
+  }
+  return out;
+}
+
 std::optional<std::string> json_field(const std::string& line, const std::string& key) {
   const std::string needle = "\"" + key + "\":";
   const size_t at = line.find(needle);

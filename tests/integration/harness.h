@@ -190,6 +190,8 @@ class Watch {
 // Value of a top-level key in a one-line JSON object written by tcpka
 // (strings unquoted, null as "null"); nullopt when the key is absent.
 std::optional<std::string> json_field(const std::string& line, const std::string& key);
+// The objects of `tcpka audit --json` (or /sockets): one per line.
+std::vector<std::string> json_objects(const std::string& array);
 
 // Number of BPF programs loaded whose name starts with tka_.
 int count_our_programs();

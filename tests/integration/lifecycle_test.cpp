@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "harness.h"
+#include "temp_file.h"
 
 namespace tcpka::test {
 namespace {
@@ -76,31 +77,9 @@ double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-std::vector<std::string> json_objects(const std::string& array) {
-  std::vector<std::string> out;
-  std::istringstream in(array);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line[0] == '{') out.push_back(line);
-  }
-  return out;
-}
-
 // A config file the test rewrites between SIGHUPs.
-class ConfigFile {
- public:
-  ConfigFile() {
-    char path[] = "/tmp/tcpka-life-XXXXXX";
-    const int fd = mkstemp(path);
-    if (fd < 0) throw std::runtime_error("mkstemp");
-    close(fd);
-    path_ = path;
-  }
-  ~ConfigFile() { unlink(path_.c_str()); }
-  void write(const std::string& text) { std::ofstream(path_, std::ios::trunc) << text; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+struct ConfigFile : testing_common::TempFile {
+  ConfigFile() : TempFile("/tmp/tcpka-life-") {}
 };
 
 // A socket whose peer closed: ours sits in CLOSE_WAIT until we close it.

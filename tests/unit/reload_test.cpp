@@ -17,6 +17,7 @@
 #include "config.h"
 #include "fixtures.h"
 #include "metrics.h"
+#include "temp_file.h"
 
 namespace tcpka {
 namespace {
@@ -95,21 +96,9 @@ Result<RunConfig> parse_run(const std::vector<std::string>& args) {
   return inv.run;
 }
 
-class ConfigFile {
- public:
-  ConfigFile() {
-    char path[] = "/tmp/tcpka_reload_test.XXXXXX";
-    const int fd = mkstemp(path);
-    if (fd < 0) throw std::runtime_error("mkstemp");
-    close(fd);
-    path_ = path;
-  }
-  ~ConfigFile() { unlink(path_.c_str()); }
-  void write(const std::string& text) { std::ofstream(path_, std::ios::trunc) << text; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+// A config file the test rewrites between SIGHUPs.
+struct ConfigFile : testing_common::TempFile {
+  ConfigFile() : TempFile("/tmp/tcpka_reload_test.") {}
 };
 
 TEST(ReloadPrecedenceTest, CommandLineKeepsWinningOverTheRereadFile) {
