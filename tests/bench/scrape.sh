@@ -51,7 +51,9 @@ measure() {  # measure LABEL: SCRAPES timed scrapes of the running agent
   med=$(printf '%s\n' "${times[@]}" | median)
   lo=$(printf '%s\n' "${times[@]}" | sort -g | head -1)
   hi=$(printf '%s\n' "${times[@]}" | sort -g | tail -1)
-  size=$(printf '%s\n' "${sizes[@]}" | median)
+  # The body grows while probes count up: its median may fall between two
+  # sizes (x.5); bytes are whole.
+  size=$(printf '%s\n' "${sizes[@]}" | median | cut -d. -f1)
   echo "$1: probes_sent series=$series sample lines=$lines agent CPU (5 s before)=${cpu}%"
   echo "$1: scrape median ${med} ms (min $lo, max $hi, n=$scrapes), body $size bytes ($((size / 1024)) KiB)"
   echo "$1: times ms: ${times[*]}"
