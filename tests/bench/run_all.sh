@@ -27,7 +27,8 @@ benches=(
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "- revision: $(git rev-parse --short=12 HEAD 2> /dev/null || echo unknown)$(git diff --quiet 2> /dev/null || echo ' (with uncommitted changes)')"
   echo "- machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), Linux $(uname -r)"
-  echo "- build: $(awk -F= '/^CMAKE_BUILD_TYPE:/ {print $2}' build/CMakeCache.txt)"
+  type=$(awk -F= '/^CMAKE_BUILD_TYPE:/ {print $2}' build/CMakeCache.txt)
+  echo "- build: ${type:-RelWithDebInfo (the default of CMakeLists.txt)}"
   echo "- load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$report"
 
