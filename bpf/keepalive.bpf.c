@@ -63,8 +63,8 @@ struct {
  */
 struct tka_probed_val {
 	struct tka_event ev;
-	__u8 flags; /* TKA_SOCK_* */
-	__u8 pad[7];
+	__u32 flags; /* TKA_SOCK_*, changed with atomics only */
+	__u32 pad;
 };
 
 /*
@@ -142,8 +142,19 @@ static __always_inline void tka_emit(const struct sock *sk, __u8 kind, __u8 outc
 {
 	struct tka_event *e = tka_reserve(sk, kind, outcome, err, cookie);
 
+	/* A kill wakes the reader at once, even with probes waiting unwoken. */
 	if (e)
-		bpf_ringbuf_submit(e, 0);
+		bpf_ringbuf_submit(e, kind == TKA_EV_KILL ? BPF_RB_FORCE_WAKEUP : 0);
+}
+
+/* The remote port (host order) of an skc_portpair: skc_dport is its first half. */
+static __always_inline __u16 tka_dport(__u32 portpair)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return bpf_ntohs(portpair & 0xffff);
+#else
+	return bpf_ntohs(portpair >> 16);
+#endif
 }
 
 /* Wake the reader only when a quarter of the ring is waiting. */
@@ -153,6 +164,25 @@ static __always_inline __u64 tka_wake_flags(void)
 	__u64 size = bpf_ringbuf_query(&tka_events, BPF_RB_RING_SIZE);
 
 	return avail >= size / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
+/*
+ * The unanswered flag and tka_unanswered change together, atomically: the
+ * timer hooks of a socket can race tcp_destroy_sock from close() on another
+ * CPU, and a count that drifts low would skip a recovery.
+ */
+static __always_inline void tka_set_unanswered(struct tka_probed_val *v)
+{
+	if (!(__sync_fetch_and_or(&v->flags, TKA_SOCK_UNANSWERED) & TKA_SOCK_UNANSWERED))
+		__sync_fetch_and_add(&tka_unanswered, 1);
+}
+
+static __always_inline bool tka_clear_unanswered(struct tka_probed_val *v)
+{
+	if (!(__sync_fetch_and_and(&v->flags, ~TKA_SOCK_UNANSWERED) & TKA_SOCK_UNANSWERED))
+		return false;
+	__sync_fetch_and_add(&tka_unanswered, -1);
+	return true;
 }
 
 static __always_inline struct tka_bracket *tka_bracket(void)
@@ -207,11 +237,8 @@ int BPF_PROG(tka_timer_entry, struct timer_list *timer)
 		struct tka_probed_val *v = bpf_map_lookup_elem(&tka_probed, &key);
 
 		/* Only an ACK resets icsk_probes_out (tcp_ack): the peer answered. */
-		if (v && (v->flags & TKA_SOCK_UNANSWERED)) {
-			v->flags &= ~TKA_SOCK_UNANSWERED;
-			__sync_fetch_and_add(&tka_unanswered, -1);
+		if (v && (v->flags & TKA_SOCK_UNANSWERED) && tka_clear_unanswered(v))
 			tka_emit(sk, TKA_EV_RECOVERED, TKA_OUTCOME_NONE, 0, 0);
-		}
 	}
 	return 0;
 }
@@ -251,7 +278,8 @@ int BPF_PROG(tka_timer_exit, struct timer_list *timer)
 		return 0;
 
 	struct tka_probed_val *cur = bpf_map_lookup_elem(&tka_probed, &key);
-	__u8 flags = probes >= 2 ? TKA_SOCK_UNANSWERED : 0;
+	__u32 flags = probes >= 2 ? TKA_SOCK_UNANSWERED : 0;
+	__u64 cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	/* Probes are the bulk of the events: no wake-up per probe (each one an
 	 * irq_work, ~12 us under a burst). The agent drains the ring at least
 	 * every 250 ms; past a quarter full the reader is woken at once.
@@ -260,17 +288,28 @@ int BPF_PROG(tka_timer_exit, struct timer_list *timer)
 
 	if (!e)
 		tka_count_drop(TKA_DROP_RINGBUF);
+	/* An entry is keyed by address only: it may have been left by an
+	 * earlier socket at this address (made after a close() on another CPU
+	 * raced this callback, or the socket reconnected). Its cached identity
+	 * tells: ports, and the cookie once both have one. Start it afresh.
+	 */
+	if (cur && (cur->ev.sport != b->sport || cur->ev.dport != tka_dport(b->portpair) ||
+		    (cookie && cur->ev.cookie && cookie != cur->ev.cookie))) {
+		tka_clear_unanswered(cur);
+		tka_fill(&cur->ev, sk, TKA_EV_PROBE);
+		cur->ev.sport = b->sport;
+	}
 	if (cur) {
-		if (flags && !(cur->flags & TKA_SOCK_UNANSWERED)) {
-			cur->flags |= flags;
-			__sync_fetch_and_add(&tka_unanswered, 1);
-		}
+		if (flags && !(cur->flags & TKA_SOCK_UNANSWERED))
+			tka_set_unanswered(cur);
+		if (!cur->ev.cookie)
+			cur->ev.cookie = cookie;
 		if (!e)
 			return 0;
 		__builtin_memcpy(e, &cur->ev, sizeof(*e));
 		/* What changes between probes. */
 		e->ts_ns = bpf_ktime_get_ns();
-		e->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+		e->cookie = cookie;
 		e->state = BPF_CORE_READ(sk, __sk_common.skc_state);
 		e->probes_out = probes;
 	} else {
@@ -342,7 +381,7 @@ int BPF_PROG(tka_err_report, const struct sock *sk)
 	 */
 	e->sport = b->sport;
 	e->state = b->state;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
 	return 0;
 }
 
@@ -382,8 +421,7 @@ int BPF_PROG(tka_destroy, struct sock *sk)
 	if (!v)
 		return 0;
 	sport = v->ev.sport;
-	if (v->flags & TKA_SOCK_UNANSWERED)
-		__sync_fetch_and_add(&tka_unanswered, -1);
+	tka_clear_unanswered(v);
 	bpf_map_delete_elem(&tka_probed, &key);
 	struct tka_event *e =
 		tka_reserve(sk, TKA_EV_GONE, TKA_OUTCOME_NONE, 0, bpf_get_socket_cookie(sk));

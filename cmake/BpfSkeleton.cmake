@@ -37,7 +37,7 @@ function(tcpka_bpf_skeleton name source)
   set(src ${CMAKE_CURRENT_SOURCE_DIR}/${source})
   add_custom_command(
     OUTPUT ${out}/${name}.tmp.o
-    COMMAND ${BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_x86
+    COMMAND ${BPF_CLANG} -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86
             -Wall -Wextra -Wno-unused-parameter -Werror
             -I${_tcpka_vmlinux_dir} -I${CMAKE_CURRENT_SOURCE_DIR}
             -MD -MF ${out}/${name}.d -c ${src} -o ${out}/${name}.tmp.o
