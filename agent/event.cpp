@@ -172,6 +172,20 @@ size_t utf8_len(std::string_view s, size_t i) {
 
 }  // namespace
 
+void append_valid_utf8(std::string& out, std::string_view s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      out += static_cast<char>(c);
+    } else if (const size_t n = utf8_len(s, i); n > 0) {
+      out.append(s.substr(i, n));
+      i += n - 1;
+    } else {
+      out += "\xEF\xBF\xBD";  // U+FFFD
+    }
+  }
+}
+
 std::string json_quote(std::string_view s) {
   std::string out;
   json_append_quoted(out, s);

@@ -76,5 +76,9 @@ std::string format_json(const Event& e, std::string_view cgroup);
 std::string json_quote(std::string_view s);
 // The same, appended to out (no temporary: the audit writes 20k rows).
 void json_append_quoted(std::string& out, std::string_view s);
+// s with every byte that is not part of valid UTF-8 replaced by U+FFFD:
+// cgroup and pod names are bytes, and Prometheus refuses a whole scrape over
+// one label value that is not UTF-8.
+void append_valid_utf8(std::string& out, std::string_view s);
 
 }  // namespace tcpka

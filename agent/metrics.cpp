@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <chrono>
@@ -89,6 +90,17 @@ void append_escaped(std::string& out, std::string_view v) {
   }
 }
 
+// Label values as valid UTF-8 (U+FFFD for stray bytes), escaped.
+void append_label_value(std::string& out, std::string_view v) {
+  if (std::all_of(v.begin(), v.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; })) {
+    append_escaped(out, v);
+    return;
+  }
+  std::string valid;
+  append_valid_utf8(valid, v);
+  append_escaped(out, valid);
+}
+
 void append_header(std::string& out, std::string_view name, std::string_view help) {
   out += "# HELP ";
   out += name;
@@ -113,7 +125,7 @@ void append_sample(std::string& out, std::string_view name, const Label* labels,
       if (i) out += ',';
       out += labels[i].name;
       out += "=\"";
-      append_escaped(out, labels[i].value);
+      append_label_value(out, labels[i].value);
       out += '"';
     }
     out += '}';
@@ -326,7 +338,8 @@ std::string MetricsCollector::render() const {
   // The other families are few samples: prometheus-cpp writes them.
   std::ostringstream rest;
   prometheus::TextSerializer().Serialize(rest, families(snap));
-  out += rest.view();
+  // Their label values (cgroup, pod names) are bytes too: make them UTF-8.
+  append_valid_utf8(out, rest.view());
   last_size_.store(out.size(), std::memory_order_relaxed);
   return out;
 }

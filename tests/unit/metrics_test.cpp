@@ -340,3 +340,34 @@ TEST(KeepaliveExposition, SameBytesAsPrometheusCppSerializer) {
 
 }  // namespace
 }  // namespace tcpka
+
+namespace tcpka {
+namespace {
+
+// Prometheus refuses a whole scrape over one label value that is not UTF-8;
+// cgroup names are bytes (any tenant can make one in a delegated subtree).
+TEST(Exposition, LabelValuesThatAreNotUtf8BecomeReplacementCharacters) {
+  Aggregator agg(10, 10);
+  agg.add(testing_fixtures::make_event(EventKind::kProbe, Direction::kInbound, 1, 2),
+          "/bad\xff\xfe/caf\xc3\xa9");
+  PolicySet::Stats pol;
+  pol.cgroup = "/pol\xc3";
+  pol.state = ProgramState{"tka_sockops", "sockops:/pol", true};
+  auto plan = plan_for(testing_fixtures::all_features(), Backend::kAuto);
+  ASSERT_TRUE(plan.ok()) << plan.error();
+  AgentCounters counters;
+  MetricsCollector c(agg, AgentInfo{"1", "r", *plan},
+                     MetricSources{[] { return std::vector<ProgramState>{}; },
+                                   [] { return std::array<uint64_t, TKA_DROP__COUNT>{0, 0}; },
+                                   [pol] { return std::vector<PolicySet::Stats>{pol}; }, {}, {}, {}},
+                     counters);
+  const std::string out = render_metrics(c);
+  EXPECT_THAT(out, HasSubstr("cgroup=\"/bad\xEF\xBF\xBD\xEF\xBF\xBD/caf\xc3\xa9\""));
+  EXPECT_THAT(out, HasSubstr("cgroup=\"/pol\xEF\xBF\xBD\""));
+  std::string valid;
+  append_valid_utf8(valid, out);
+  EXPECT_EQ(valid, out) << "the whole body is valid UTF-8";
+}
+
+}  // namespace
+}  // namespace tcpka
