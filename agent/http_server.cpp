@@ -437,12 +437,15 @@ void HttpServer::serve(int fd) {
       if (status == 401) resp.headers.emplace_back("WWW-Authenticate", "Basic realm=\"tcpka\"");
     }
     static const std::vector<std::pair<std::string, std::string>> kNone;
+    // A client has its answer at the last byte (Content-Length), before we
+    // close: give the slot back first, so its next connection never finds
+    // this one still counted. The hard cap (twice the slots) still bounds
+    // the threads that are writing.
+    release_slot(fd);
     stream.write_all(render(resp, head_only, web ? web->headers : kNone), Clock::now() + timeout);
   }
   if (ssl) SSL_shutdown(ssl.get());  // close_notify, without waiting for the peer's
   ssl.reset();
-  // The client sees the end of the answer at the shutdown: give the slot back
-  // first, so its next connection never finds this one still counted.
   release_slot(fd);
   ::shutdown(fd, SHUT_WR);
   finish(fd);
