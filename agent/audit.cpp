@@ -97,15 +97,28 @@ std::vector<AuditRow> dedupe(std::vector<AuditRow> rows, bool display_order) {
   idx.erase(std::unique(idx.begin(), idx.end(),
                         [&](uint32_t x, uint32_t y) { return rows[x].cookie == rows[y].cookie; }),
             idx.end());
+  if (!display_order) {
+    // Counting only: keep the chosen rows where they are, with no second
+    // vector of rows (the agent's peak memory at 50,000 sockets).
+    std::vector<bool> keep(rows.size());
+    for (uint32_t i : idx) keep[i] = true;
+    size_t w = 0;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (!keep[i]) continue;
+      if (w != i) rows[w] = std::move(rows[i]);
+      ++w;
+    }
+    rows.resize(w);
+    return rows;
+  }
   // Integers first: comparing address strings for every pair was most of
   // the sort's time.
-  if (display_order)
-    std::sort(idx.begin(), idx.end(), [&](uint32_t x, uint32_t y) {
-      const AuditRow &a = rows[x], &b = rows[y];
-      return std::tie(a.state, a.key.netns, a.key.sport, a.key.dport, a.key.saddr, a.key.daddr,
-                      a.pid) < std::tie(b.state, b.key.netns, b.key.sport, b.key.dport, b.key.saddr,
-                                        b.key.daddr, b.pid);
-    });
+  std::sort(idx.begin(), idx.end(), [&](uint32_t x, uint32_t y) {
+    const AuditRow &a = rows[x], &b = rows[y];
+    return std::tie(a.state, a.key.netns, a.key.sport, a.key.dport, a.key.saddr, a.key.daddr,
+                    a.pid) < std::tie(b.state, b.key.netns, b.key.sport, b.key.dport, b.key.saddr,
+                                      b.key.daddr, b.pid);
+  });
   std::vector<AuditRow> out;
   out.reserve(idx.size());
   for (uint32_t i : idx) out.push_back(std::move(rows[i]));

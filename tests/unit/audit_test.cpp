@@ -637,7 +637,7 @@ TEST(Dedupe, DistinctCookiesAllKept) {
   EXPECT_EQ(out.size(), 3u);
 }
 
-TEST(Dedupe, CountingOrderKeepsTheSameRowsByCookie) {
+TEST(Dedupe, CountingModeKeepsTheSameRows) {
   const std::vector<AuditRow> in = {
       make_row("listen", "0.0.0.0", 22, "0.0.0.0", 0, 9, 5),
       make_row("established", "10.0.0.2", 80, "10.0.0.9", 5000, 2, 30, 4),
@@ -645,12 +645,13 @@ TEST(Dedupe, CountingOrderKeepsTheSameRowsByCookie) {
       make_row("close_wait", "10.0.0.2", 81, "10.0.0.9", 5001, 4, 6)};
   const auto out = dedupe(in, false);
   ASSERT_EQ(out.size(), 3u);
-  // By cookie, the shared socket once with its lowest pid: the same rows as
-  // the display order, without its sort.
-  EXPECT_EQ(out[0].cookie, 2u);
-  EXPECT_EQ(out[0].pid, 10u);
-  EXPECT_EQ(out[1].cookie, 4u);
-  EXPECT_EQ(out[2].cookie, 9u);
+  // The shared socket once, with its lowest pid: the same rows as the
+  // display order, in no particular order.
+  for (const auto& r : out) {
+    if (r.cookie == 2) {
+      EXPECT_EQ(r.pid, 10u);
+    }
+  }
   auto cookies = [](std::vector<AuditRow> rows) {
     std::vector<uint64_t> c;
     for (const auto& r : rows) c.push_back(r.cookie);
