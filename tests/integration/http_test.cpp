@@ -325,8 +325,14 @@ TEST_F(HttpTest, RepeatedAbuseDoesNotGrowTheAgent) {
       eventually([&] { return proc_status(agent.pid(), "Threads") <= threads1; }, seconds(7)))
       << proc_status(agent.pid(), "Threads") << " threads after, " << threads1 << " before";
   const long rss2 = proc_status(agent.pid(), "VmRSS");
+#if defined(__SANITIZE_ADDRESS__)
+  // The sanitizer tier's agent keeps freed memory in ASan's quarantine (up to
+  // 256 MiB) by design, so its RSS says nothing here; the main tier checks it.
+  (void)rss1, (void)rss2;
+#else
   // Five more rounds of 200 connections each may not cost more than 8 MiB.
   EXPECT_LT(rss2 - rss1, 8 * 1024) << "VmRSS " << rss1 << " kB -> " << rss2 << " kB";
+#endif
 }
 
 TEST_F(HttpTest, ListensOnIpv6Loopback) {
