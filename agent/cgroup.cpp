@@ -129,27 +129,29 @@ std::string CgroupResolver::path(uint64_t id) {
   std::lock_guard lock(mu_);
   if (auto it = by_id_.find(id); it != by_id_.end()) return it->second;
   const auto now = std::chrono::steady_clock::now();
-  // An id that a recent scan did not find belongs to a cgroup that is gone:
-  // do not rescan for it on every event. It is tried again after a while, in
-  // case a scan raced with removals around it and missed it.
-  if (auto m = missing_.find(id); m != missing_.end() && now - m->second < kRetryMissing) {
-    return "";
-  }
-  // Any other miss is most likely a cgroup created since the last scan: scan
-  // again soon (min_rescan_ apart), so its first events are not filed under
-  // "unknown" for long. A global one-second limit did exactly that to the
-  // first probes of a fresh cgroup whenever another miss had just rescanned.
-  if (!scanned_ || now - last_scan_ >= min_rescan_) {
-    rescan_locked();
-    last_scan_ = now;
-    scanned_ = true;
-    if (auto it = by_id_.find(id); it != by_id_.end()) {
-      missing_.erase(id);
-      return it->second;
+  if (auto m = missing_.find(id); m != missing_.end()) {
+    // A scan did not find it: its cgroup is gone. Try again only after a
+    // while (a scan may have raced removals around it), and within the
+    // budget of scans, so ids of vanished cgroups cannot make us scan on
+    // every event.
+    if (now - m->second < kRetryMissing || (scanned_ && now - last_scan_ < min_rescan_)) {
+      return "";
     }
-    if (missing_.size() >= kMaxMissing) missing_.clear();
-    missing_[id] = now;
   }
+  // An id never looked up is almost always a cgroup created since the last
+  // scan: scan now, whatever the budget, or its first events would be filed
+  // under "unknown". That happened whenever another miss had just used the
+  // budget, and it made tests miscount the first probe of a fresh cgroup.
+  // The cost is bounded by how fast cgroups are created.
+  rescan_locked();
+  last_scan_ = now;
+  scanned_ = true;
+  if (auto it = by_id_.find(id); it != by_id_.end()) {
+    missing_.erase(id);
+    return it->second;
+  }
+  if (missing_.size() >= kMaxMissing) missing_.clear();
+  missing_[id] = now;
   return "";
 }
 

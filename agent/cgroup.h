@@ -38,7 +38,8 @@ Result<CgroupDir> resolve_cgroup_dir(std::string_view path, const std::string& r
 class CgroupResolver {
  public:
   // An empty root means "no cgroup2 on this host": every id resolves to "".
-  // min_rescan: the least time between two scans of the tree.
+  // min_rescan: the least time between two scans made to look again for an
+  // id a scan did not find (a new id is always scanned for at once).
   explicit CgroupResolver(std::string root,
                           std::chrono::milliseconds min_rescan = std::chrono::milliseconds(50));
 

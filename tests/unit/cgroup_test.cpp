@@ -204,12 +204,20 @@ TEST_F(CgroupResolverTest, RemovedDirectoryIsForgottenAfterRescan) {
   EXPECT_EQ(r.path(c), "");
 }
 
-TEST_F(CgroupResolverTest, RescanIsRateLimited) {
+TEST_F(CgroupResolverTest, NewIdsScanAtOnceMissingOnesWithinTheBudget) {
   CgroupResolver r(root_, std::chrono::hours(1));
   ASSERT_EQ(r.path(inode_of(root_ + "/a")), "/a");  // first lookup scans
+  const uint64_t gone = inode_of(fs::path(root_).parent_path().string());
+  EXPECT_EQ(r.path(gone), "");  // a new id: scans, does not find it
   fs::create_directories(root_ + "/late");
-  // Within min_rescan of the first scan, a miss does not rescan.
-  EXPECT_EQ(r.path(inode_of(root_ + "/late")), "");
+  // A new id is scanned for at once, even within min_rescan of the last scan.
+  EXPECT_EQ(r.path(inode_of(root_ + "/late")), "/late");
+  // A missing id is not: a cgroup made now is not seen through it.
+  fs::create_directories(root_ + "/later");
+  const uint64_t later = inode_of(root_ + "/later");
+  EXPECT_EQ(r.path(gone), "");
+  fs::remove(root_ + "/later");
+  EXPECT_EQ(r.path(later), "") << "no scan happened while /later existed";
 }
 
 TEST_F(CgroupResolverTest, NewCgroupResolvesEvenRightAfterAMissRescanned) {
