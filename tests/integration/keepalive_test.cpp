@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sstream>
+#include <string>
 #include <thread>
 
 #include "harness.h"
@@ -59,7 +61,20 @@ class KeepaliveTest : public ::testing::TestWithParam<std::string> {
   void expect_probes_match_kernel() {
     const uint64_t kernel = tcpext("TCPKeepAlive");
     eventually([&] { return value(kProbes) == static_cast<double>(kernel); }, seconds(5));
-    EXPECT_EQ(value(kProbes), static_cast<double>(kernel)) << "TcpExtTCPKeepAlive disagrees";
+    // On a mismatch, every probe series of the host: a probe filed under
+    // another cgroup ("unknown") or lost (drop counters) shows there.
+    auto probe_lines = [&] {
+      std::string out;
+      std::istringstream in(agent_->metrics());
+      for (std::string line; std::getline(in, line);) {
+        if (line.rfind(kProbes, 0) == 0 || line.rfind("tcpka_events_dropped_total", 0) == 0) {
+          out += line + "\n";
+        }
+      }
+      return out;
+    };
+    EXPECT_EQ(value(kProbes), static_cast<double>(kernel))
+        << "TcpExtTCPKeepAlive disagrees; the agent's series:\n" << probe_lines();
   }
 
   std::unique_ptr<TestNetns> netns_;
