@@ -74,7 +74,8 @@ class KeepaliveTest : public ::testing::TestWithParam<std::string> {
       return out;
     };
     EXPECT_EQ(value(kProbes), static_cast<double>(kernel))
-        << "TcpExtTCPKeepAlive disagrees; the agent's series:\n" << probe_lines();
+        << "TcpExtTCPKeepAlive disagrees; the agent's series:\n"
+        << probe_lines();
   }
 
   std::unique_ptr<TestNetns> netns_;
