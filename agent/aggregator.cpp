@@ -10,6 +10,12 @@ Aggregator::Aggregator(uint32_t max_series, size_t max_sockets)
 void Aggregator::set_max_series(uint32_t max_series) {
   std::lock_guard lock(mu_);
   max_series_ = max_series;
+  // A higher cap gives sockets folded into "other" their own series again.
+  forget_series();
+}
+
+void Aggregator::forget_series() {
+  for (auto& [key, t] : sockets_) t.series = nullptr;
 }
 
 SeriesKey Aggregator::key_for(const Event& e, const std::string& cgroup) {
@@ -23,25 +29,60 @@ SeriesKey Aggregator::key_for(const Event& e, const std::string& cgroup) {
 }
 
 void Aggregator::add(const Event& e, const std::string& cgroup) {
+  add(
+      e, [&cgroup](uint64_t) { return cgroup; }, false);
+}
+
+void Aggregator::add(const Event& e, const std::function<std::string(uint64_t)>& cgroup_of) {
+  add(e, cgroup_of, true);
+}
+
+void Aggregator::add(const Event& e, const std::function<std::string(uint64_t)>& cgroup_of,
+                     bool cached) {
   std::lock_guard lock(mu_);
   if (e.kind == EventKind::kGone) {
     sockets_.erase(e.sock);
     return;
   }
-  SeriesCounts& counts = series_[key_for(e, cgroup)];
   auto it = sockets_.find(e.sock);
-  if (it == sockets_.end()) {
+  Tracked* sock = it == sockets_.end() ? nullptr : &it->second;
+  // The labels of a socket's series (direction, service port, cgroup) do
+  // not change while it lives; only its cgroup id can (a process moved).
+  if (cached && sock && sock->series && sock->cgroup_id == e.cgroup_id &&
+      sock->stats.direction == e.direction) {
+    if (sock->folded) ++overflowed_;
+    count(e, *sock->series, sock, it);
+    return;
+  }
+  const std::string cgroup = cgroup_of(e.cgroup_id);
+  SeriesKey key = key_for(e, cgroup);
+  const bool folded = key.port == kOverflowPort;
+  SeriesCounts& counts = series_[std::move(key)];
+  if (!sock) {
     if (sockets_.size() < max_sockets_) {
-      it = sockets_.emplace(e.sock, SocketStats{}).first;
+      it = sockets_.emplace(e.sock, Tracked{}).first;
+      sock = &it->second;
     } else {
       ++untracked_;
     }
   }
-  SocketStats* sock = it == sockets_.end() ? nullptr : &it->second;
+  if (sock) {
+    sock->stats.direction = e.direction;
+    sock->stats.cgroup = cgroup;
+    // An unresolved cgroup ("unknown") is looked up again next time: the
+    // cgroup may only have been created since the last rescan.
+    sock->series = cgroup.empty() ? nullptr : &counts;
+    sock->cgroup_id = e.cgroup_id;
+    sock->folded = folded;
+  }
+  count(e, counts, sock, it);
+}
+
+void Aggregator::count(const Event& e, SeriesCounts& counts, Tracked* t,
+                       std::unordered_map<SocketKey, Tracked, SocketKeyHash>::iterator it) {
+  SocketStats* sock = t ? &t->stats : nullptr;
   if (sock) {
     if (e.cookie) sock->cookie = e.cookie;
-    sock->direction = e.direction;
-    sock->cgroup = cgroup;
     sock->last_ts_ns = e.ts_ns;
   }
   switch (e.kind) {
@@ -101,14 +142,37 @@ size_t Aggregator::remove_cgroups(const std::function<bool(const std::string&)>&
     }
   }
   for (auto it = sockets_.begin(); it != sockets_.end();) {
-    it = is_dead(it->second.cgroup) ? sockets_.erase(it) : std::next(it);
+    it = is_dead(it->second.stats.cgroup) ? sockets_.erase(it) : std::next(it);
+  }
+  // Removed series took their nodes with them: no cached pointer may remain.
+  if (removed) forget_series();
+  return removed;
+}
+
+size_t Aggregator::sweep(uint64_t scan_start_ns,
+                         const std::function<void(const KeyVisitor&)>& for_each_live) {
+  std::lock_guard lock(mu_);
+  if (sockets_.empty()) return 0;
+  const uint64_t gen = ++sweeps_;
+  for_each_live([&](const SocketKey& key) {
+    if (auto it = sockets_.find(key); it != sockets_.end()) it->second.swept = gen;
+  });
+  size_t removed = 0;
+  for (auto it = sockets_.begin(); it != sockets_.end();) {
+    // An event after the scan began may be of a socket the scan missed.
+    if (it->second.swept != gen && it->second.stats.last_ts_ns < scan_start_ns) {
+      it = sockets_.erase(it);
+      ++removed;
+    } else {
+      ++it;
+    }
   }
   return removed;
 }
 
 std::optional<SocketStats> Aggregator::socket(const SocketKey& key) const {
   std::lock_guard lock(mu_);
-  if (auto it = sockets_.find(key); it != sockets_.end()) return it->second;
+  if (auto it = sockets_.find(key); it != sockets_.end()) return it->second.stats;
   return std::nullopt;
 }
 

@@ -54,8 +54,13 @@ class Aggregator {
   // A new cap (SIGHUP): label sets past it stay, new ones fold into "other".
   void set_max_series(uint32_t max_series);
 
-  // cgroup: the resolved path, "" when unresolvable.
+  // cgroup: the resolved path, "" when unresolvable; always applied.
   void add(const Event& e, const std::string& cgroup);
+  // The same, resolving the path only when the socket is new to the table
+  // or its cgroup changed: a known socket's event goes straight to the
+  // series it counted in last time (the event path at 1,000 probes a
+  // second was dominated by resolving, copying and comparing label strings).
+  void add(const Event& e, const std::function<std::string(uint64_t)>& cgroup_of);
 
   struct Snapshot {
     std::map<SeriesKey, SeriesCounts> series;
@@ -70,17 +75,36 @@ class Aggregator {
   size_t remove_cgroups(const std::function<bool(const std::string&)>& gone);
 
   std::optional<SocketStats> socket(const SocketKey& key) const;
+  // Forgets the sockets an audit scan shows are gone: each socket last seen
+  // (event ts_ns, CLOCK_MONOTONIC) before scan_start_ns that for_each_live
+  // does not visit. Their gone event was lost (ring full) or never sent
+  // (keepalive was off when they ended). Returns how many were forgotten.
+  using KeyVisitor = std::function<void(const SocketKey&)>;
+  size_t sweep(uint64_t scan_start_ns, const std::function<void(const KeyVisitor&)>& for_each_live);
 
  private:
   SeriesKey key_for(const Event& e, const std::string& cgroup);
+  // A socket in the table, and where its events were last counted.
+  struct Tracked {
+    SocketStats stats;
+    SeriesCounts* series = nullptr;  // nullptr: resolve again (std::map nodes are stable)
+    uint64_t cgroup_id = 0;          // the id series was resolved for
+    bool folded = false;             // series is port="other": count each event folded
+    uint64_t swept = 0;              // the last sweep that saw it
+  };
+  void add(const Event& e, const std::function<std::string(uint64_t)>& cgroup_of, bool cached);
+  void count(const Event& e, SeriesCounts& counts, Tracked* sock,
+             std::unordered_map<SocketKey, Tracked, SocketKeyHash>::iterator it);
+  void forget_series();  // drops every socket's cached series
 
   uint32_t max_series_;
   const size_t max_sockets_;
   mutable std::mutex mu_;
   std::map<SeriesKey, SeriesCounts> series_;
-  std::unordered_map<SocketKey, SocketStats, SocketKeyHash> sockets_;
+  std::unordered_map<SocketKey, Tracked, SocketKeyHash> sockets_;
   uint64_t overflowed_ = 0;
   uint64_t untracked_ = 0;
+  uint64_t sweeps_ = 0;
 };
 
 }  // namespace tcpka

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include "fixtures.h"
 
+#include <functional>
 #include <map>
 #include <string>
 #include <thread>
@@ -319,6 +320,148 @@ TEST(AggregatorTest, ConcurrentAddsAreAllCounted) {
   EXPECT_EQ(snap.series.at(key(Direction::kInbound, "80", "/a")).probes,
             static_cast<uint64_t>(kThreads * kPerThread));
   EXPECT_EQ(snap.sockets, static_cast<size_t>(kThreads * 10));
+}
+
+// The resolving overload, as the agent's event path uses it: a map of
+// cgroup ids to paths that a test can change, and a count of lookups.
+struct Resolver {
+  std::map<uint64_t, std::string> paths;
+  int calls = 0;
+  std::function<std::string(uint64_t)> fn() {
+    return [this](uint64_t id) {
+      ++calls;
+      auto it = paths.find(id);
+      return it == paths.end() ? std::string() : it->second;
+    };
+  }
+};
+
+Event probe_in(uint64_t cgroup_id, uint16_t peer) {
+  Event e = probe(Direction::kInbound, 80, peer);
+  e.cgroup_id = cgroup_id;
+  return e;
+}
+
+TEST(AggregatorCacheTest, KnownSocketIsNotResolvedAgain) {
+  Aggregator agg(100, 100);
+  Resolver r{{{7, "/a"}}};
+  auto fn = r.fn();
+  for (int i = 0; i < 5; ++i) agg.add(probe_in(7, 1), fn);
+  agg.add(probe_in(7, 2), fn);
+  EXPECT_EQ(r.calls, 2);  // once per socket
+  EXPECT_EQ(agg.snapshot().series.at(key(Direction::kInbound, "80", "/a")).probes, 6u);
+  EXPECT_EQ(agg.socket(probe_in(7, 1).sock)->probes, 5u);
+}
+
+TEST(AggregatorCacheTest, NewCgroupIdIsResolvedAndCountedThere) {
+  Aggregator agg(100, 100);
+  Resolver r{{{7, "/a"}, {8, "/b"}}};
+  auto fn = r.fn();
+  agg.add(probe_in(7, 1), fn);
+  agg.add(probe_in(8, 1), fn);  // the process moved the socket's cgroup
+  agg.add(probe_in(8, 1), fn);
+  EXPECT_EQ(r.calls, 2);
+  const auto snap = agg.snapshot();
+  EXPECT_EQ(snap.series.at(key(Direction::kInbound, "80", "/a")).probes, 1u);
+  EXPECT_EQ(snap.series.at(key(Direction::kInbound, "80", "/b")).probes, 2u);
+  EXPECT_EQ(agg.socket(probe_in(8, 1).sock)->cgroup, "/b");
+}
+
+TEST(AggregatorCacheTest, UnresolvedCgroupIsTriedAgainNextEvent) {
+  Aggregator agg(100, 100);
+  Resolver r;
+  auto fn = r.fn();
+  agg.add(probe_in(7, 1), fn);
+  agg.add(probe_in(7, 1), fn);
+  r.paths[7] = "/late";  // a rescan found it
+  agg.add(probe_in(7, 1), fn);
+  agg.add(probe_in(7, 1), fn);
+  EXPECT_EQ(r.calls, 3);
+  const auto snap = agg.snapshot();
+  EXPECT_EQ(snap.series.at(key(Direction::kInbound, "80", "unknown")).probes, 2u);
+  EXPECT_EQ(snap.series.at(key(Direction::kInbound, "80", "/late")).probes, 2u);
+}
+
+TEST(AggregatorCacheTest, RemovedSeriesAreNeverCountedThroughTheCache) {
+  Aggregator agg(100, 100);
+  Resolver r{{{7, "/gone"}, {8, "/kept"}}};
+  auto fn = r.fn();
+  agg.add(probe_in(7, 1), fn);
+  agg.add(probe_in(8, 2), fn);
+  EXPECT_EQ(agg.remove_cgroups([](const std::string& cg) { return cg == "/gone"; }), 1u);
+  // The kept socket's cache was dropped with the removal: resolved again,
+  // counted in its live series.
+  agg.add(probe_in(8, 2), fn);
+  // An id reused for the gone cgroup's socket address starts afresh.
+  agg.add(probe_in(7, 1), fn);
+  const auto snap = agg.snapshot();
+  EXPECT_EQ(snap.series.at(key(Direction::kInbound, "80", "/kept")).probes, 2u);
+  EXPECT_EQ(snap.series.at(key(Direction::kInbound, "80", "/gone")).probes, 1u);
+  EXPECT_EQ(r.calls, 4);
+}
+
+TEST(AggregatorCacheTest, RaisedCapGivesFoldedSocketsTheirOwnSeries) {
+  Aggregator agg(1, 100);
+  Resolver r{{{7, "/a"}, {8, "/b"}}};
+  auto fn = r.fn();
+  agg.add(probe_in(7, 1), fn);
+  agg.add(probe_in(8, 2), fn);  // past the cap: port "other"
+  agg.add(probe_in(8, 2), fn);
+  EXPECT_EQ(agg.snapshot().series.at(key(Direction::kInbound, "other", "/b")).probes, 2u);
+  agg.set_max_series(10);
+  agg.add(probe_in(8, 2), fn);
+  const auto snap = agg.snapshot();
+  EXPECT_EQ(snap.series.at(key(Direction::kInbound, "80", "/b")).probes, 1u);
+  EXPECT_EQ(snap.overflowed_events, 2u);
+}
+
+TEST(AggregatorCacheTest, KillWithoutGoneDropsTheCachedSocket) {
+  Aggregator agg(100, 100);
+  Resolver r{{{7, "/a"}}};
+  auto fn = r.fn();
+  agg.add(probe_in(7, 1), fn);
+  Event kill = probe_in(7, 1);
+  kill.kind = EventKind::kKill;
+  kill.outcome = Outcome::kTimeout;
+  agg.add(kill, fn);  // gone_follows == 0
+  EXPECT_FALSE(agg.socket(kill.sock).has_value());
+  EXPECT_EQ(agg.snapshot().series.at(key(Direction::kInbound, "80", "/a")).kills_timeout, 1u);
+}
+
+TEST(AggregatorSweepTest, ForgetsSocketsTheScanNoLongerShows) {
+  Aggregator agg(100, 100);
+  Event a = probe(Direction::kInbound, 80, 1), b = probe(Direction::kInbound, 80, 2);
+  a.ts_ns = b.ts_ns = 100;
+  agg.add(a, "/a");
+  agg.add(b, "/a");
+  const size_t removed = agg.sweep(200, [&](const Aggregator::KeyVisitor& visit) {
+    visit(a.sock);
+    visit(probe(Direction::kInbound, 80, 3).sock);  // live, never tracked
+  });
+  EXPECT_EQ(removed, 1u);
+  EXPECT_TRUE(agg.socket(a.sock).has_value());
+  EXPECT_FALSE(agg.socket(b.sock).has_value());
+  // Counts stay: only the per-socket table forgets.
+  EXPECT_EQ(agg.snapshot().series.at(key(Direction::kInbound, "80", "/a")).probes, 2u);
+}
+
+TEST(AggregatorSweepTest, KeepsSocketsSeenSinceTheScanBegan) {
+  Aggregator agg(100, 100);
+  Event e = probe(Direction::kInbound, 80, 1);
+  e.ts_ns = 300;  // its first event came after the scan started: the scan may have missed it
+  agg.add(e, "/a");
+  EXPECT_EQ(agg.sweep(200, [](const Aggregator::KeyVisitor&) {}), 0u);
+  EXPECT_TRUE(agg.socket(e.sock).has_value());
+  EXPECT_EQ(agg.sweep(400, [](const Aggregator::KeyVisitor&) {}), 1u);
+  EXPECT_EQ(agg.snapshot().sockets, 0u);
+}
+
+TEST(AggregatorSweepTest, EachSweepNeedsItsOwnSighting) {
+  Aggregator agg(100, 100);
+  Event e = probe(Direction::kInbound, 80, 1);
+  agg.add(e, "/a");
+  EXPECT_EQ(agg.sweep(10, [&](const Aggregator::KeyVisitor& visit) { visit(e.sock); }), 0u);
+  EXPECT_EQ(agg.sweep(10, [](const Aggregator::KeyVisitor&) {}), 1u);
 }
 
 }  // namespace
