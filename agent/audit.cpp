@@ -447,6 +447,13 @@ Result<void> AuditBpf::open_events(std::function<void(double, uint64_t)> sink) {
   return {};
 }
 
+int AuditBpf::poll(int timeout_ms) {
+  const int woken = ring_buffer__poll(rb_, timeout_ms);
+  if (woken < 0) return woken;
+  const int rest = ring_buffer__consume(rb_);
+  return rest < 0 ? rest : woken + rest;
+}
+
 int AuditBpf::consume() {
   return ring_buffer__consume(rb_);
 }

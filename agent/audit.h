@@ -107,7 +107,10 @@ class AuditBpf {
   Result<std::vector<tka_sock_rec>> scan();
   // CLOSE_WAIT durations (seconds, cgroup id) as sockets leave the state.
   Result<void> open_events(std::function<void(double, uint64_t)> sink);
-  // Reads what is in the ring without waiting (its events wake nobody).
+  // Waits up to timeout_ms (events wake the reader only when a quarter of
+  // the ring is waiting), then reads what is there; returns events or -errno.
+  int poll(int timeout_ms);
+  // Reads what is in the ring without waiting.
   int consume();
   std::vector<ProgramState> programs() const;
   std::array<uint64_t, 2> drops() const;  // storage allocation, ring buffer
