@@ -4,8 +4,10 @@
 // seconds.
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -145,7 +147,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
           counters.decode_errors.fetch_add(1, std::memory_order_relaxed);
           return;
         }
-        agg.add(e, cgroups.path(e.cgroup_id));
+        agg.add(e, [&cgroups](uint64_t id) { return cgroups.path(id); });
       });
       !r) {
     std::fprintf(stderr, "tcpka: %s\n", r.error().c_str());
@@ -174,19 +176,27 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     std::fprintf(stderr, "tcpka: audit scan: %s\n", rows.error().c_str());
     return 1;
   }
-  // CLOSE_WAIT durations have a reader of their own that drains the ring
-  // every 100 ms: the events wake nobody (a wakeup per event tripled the
-  // state tracker's cost), and 256 KiB hold ~10k events, ~100k closes/s.
+  // The readers sleep in epoll for up to a second: the BPF programs submit
+  // without a wake-up (one per event, an irq_work each, tripled the state
+  // tracker's cost) unless a quarter of the ring waits, and kills wake at
+  // once. Waking on a short timer instead was most of the agent's idle CPU
+  // (25 wakeups a second, tests/bench/RESULTS.md). 1 MiB holds ~10k probes,
+  // 256 KiB ~10k CLOSE_WAIT ends: each reader is woken long before either
+  // fills.
+  constexpr int kPollMs = 1000;
   std::thread audit_poller([&] {
     while (!stop.load()) {
-      auditor.consume();
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      const int n = auditor.poll(kPollMs);
+      if (n < 0 && n != -EINTR) {
+        std::fprintf(stderr, "tcpka: audit ring buffer poll failed: %s\n", strerror(-n));
+        break;
+      }
     }
     auditor.consume();
   });
   std::thread poller([&] {
     while (!stop.load()) {
-      const int n = bpf.poll(250);
+      const int n = bpf.poll(kPollMs);
       if (n < 0 && n != -EINTR) {
         std::fprintf(stderr, "tcpka: ring buffer poll failed: %s\n", strerror(-n));
         break;
@@ -248,16 +258,45 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   std::fprintf(stderr, "tcpka: serving %s on %s (backend %s)\n", tls ? "https" : "http",
                cfg.listen.c_str(), std::string(backend_name(attached->plan.backend)).c_str());
 
+  // The periodic scan sleeps until it is due, or until stop or a SIGHUP
+  // with a new interval wakes it (no polling timer: see the readers above).
+  std::mutex scanner_mu;
+  std::condition_variable scanner_cv;
+  bool scanner_kick = false;
   std::thread scanner([&] {
-    auto next = std::chrono::steady_clock::now();
+    auto last = std::chrono::steady_clock::now();
+    std::unique_lock lock(scanner_mu);
     while (!stop.load()) {
-      if (std::chrono::steady_clock::now() >= next) {
-        if (auto rows = scan_rows(false); rows) audit_metrics.update(*rows);
-        next = std::chrono::steady_clock::now() + std::chrono::seconds(audit_interval.load());
+      const auto next = last + std::chrono::seconds(audit_interval.load());
+      scanner_cv.wait_until(lock, next, [&] { return stop.load() || scanner_kick; });
+      if (stop.load()) break;
+      if (scanner_kick) {  // the interval changed: due time from the last scan
+        scanner_kick = false;
+        continue;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (std::chrono::steady_clock::now() < next) continue;
+      lock.unlock();
+      timespec t0{};
+      clock_gettime(CLOCK_MONOTONIC, &t0);  // the clock of bpf_ktime_get_ns()
+      if (auto rows = scan_rows(false); rows) {
+        audit_metrics.update(*rows);
+        // The per-socket table forgets sockets whose gone event never came.
+        agg.sweep(static_cast<uint64_t>(t0.tv_sec) * 1000000000ull + t0.tv_nsec,
+                  [&](const Aggregator::KeyVisitor& visit) {
+                    for (const auto& r : *rows) visit(r.key);
+                  });
+      }
+      last = std::chrono::steady_clock::now();
+      lock.lock();
     }
   });
+  auto stop_scanner = [&] {
+    {
+      std::lock_guard lock(scanner_mu);
+      stop = true;
+    }
+    scanner_cv.notify_all();
+  };
 
   // SIGHUP: the configuration read again as at start (the config file,
   // then the command line over it). All of it or nothing: a file that does
@@ -274,7 +313,14 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     if (auto r = policies.reconcile(*wanted); !r) return Error{"keepalive policy: " + r.error()};
     agg.set_max_series(want.max_series);
     audit_metrics.set_idle_threshold(want.idle_threshold);
-    audit_interval = want.audit_interval;
+    if (want.audit_interval != audit_interval.load()) {
+      {
+        std::lock_guard lock(scanner_mu);
+        audit_interval = want.audit_interval;
+        scanner_kick = true;
+      }
+      scanner_cv.notify_all();
+    }
     if (want.gc_interval != live.gc_interval) {
       next_gc = std::chrono::steady_clock::now() + std::chrono::seconds(want.gc_interval);
     }
@@ -321,7 +367,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     }
   }
   server.value().reset();
-  stop = true;
+  stop_scanner();
   poller.join();
   audit_poller.join();
   scanner.join();

@@ -7,13 +7,15 @@
  *    tcp_keepalive_timer (timer_expire_entry/exit bracket). icsk_probes_out
  *    rising across the bracket means tcp_write_wakeup() sent one probe.
  *  - recovered: a socket that had >= 2 probes out (one went unanswered for a
- *    whole interval) and is back at 0 at its next keepalive expiry.
+ *    whole interval) and is back at 0 at its next keepalive expiry. Such
+ *    sockets, and only those, are remembered in tka_probed.
  *  - kills by timeout, two interchangeable ways chosen by rodata kill_mode:
  *    the reset reason SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT on tcp_send_reset
  *    (6.10+), or an error report inside the keepalive-timer bracket (any
  *    kernel with the tracepoint).
  *  - kills by reset: tcp_receive_reset while keepalive probes are out.
- *  - gone: tcp_destroy_sock for sockets we reported a probe on.
+ *  - gone: tcp_destroy_sock for sockets with keepalive on (only those can
+ *    have been probed), so the agent can forget them.
  * Ignores on purpose: retransmission/zero-window timeouts (another timer;
  * packets_out or queued data), orphaned FIN_WAIT2 sockets reaped by the same
  * timer (not a keepalive decision), resets outside probing.
@@ -37,10 +39,10 @@ const volatile __u32 tka_kill_mode = TKA_KILL_RESET_REASON;
 __u64 tka_drops[TKA_DROP__COUNT];
 
 /*
- * How many tka_probed entries carry TKA_SOCK_UNANSWERED. Only those can
- * produce a "recovered" event, so while it is 0 (every peer answers, the
- * normal case) the timer entry skips its tka_probed lookup: a cold hash
- * bucket was ~600 ns of the ~900 ns that entry cost per probe
+ * How many sockets tka_probed holds. Only they can produce a "recovered"
+ * event, so while it is 0 (every peer answers, the normal case) the timer
+ * entry and tcp_destroy_sock skip their lookup: a cold hash lookup costs
+ * ~550 ns here, twice what the rest of a probe costs
  * (tests/bench/RESULTS.md). Own cache line: every keepalive expiry reads it.
  */
 __u64 tka_unanswered SEC(".data.tka_unanswered") __attribute__((aligned(64)));
@@ -51,29 +53,23 @@ struct {
 	__uint(max_entries, 1 << 20);
 } tka_events SEC(".maps");
 
-#define TKA_SOCK_UNANSWERED 1
-
-/*
- * What we keep of a probed socket: its flags, and its probe event as first
- * filled. A socket's addresses, ports, family, netns, cgroup and direction do
- * not change while it is connected, so later probes copy them from here
- * instead of reading them again through its (cold) struct sock and the
- * cgroup and netns pointer chains behind it. ev.sport also outlives
- * tcp_set_state(CLOSE), which may clear skc_num before destroy.
- */
+/* Which socket an entry of tka_probed was made for. */
 struct tka_probed_val {
-	struct tka_event ev;
-	__u32 flags; /* TKA_SOCK_*, changed with atomics only */
+	__u64 cookie;   /* 0 when the socket had none yet */
+	__u32 portpair; /* skc_portpair */
 	__u32 pad;
 };
 
 /*
- * Sockets we saw probed, keyed by the address of their struct sock. This would live in sk_storage, but the timer hooks only
- * have the timer_list: the sock derived from it is not a trusted pointer and
- * the verifier refuses it to bpf_sk_storage_get(). Entries are deleted in
- * tcp_destroy_sock, before the memory can be reused, so an address names one
- * socket while it is here. A plain hash (not LRU): when full we count the
- * loss instead of silently evicting.
+ * Sockets with a keepalive probe unanswered for a whole interval (a second
+ * probe went out), keyed by the address of their struct sock, until the
+ * peer answers (recovered), the socket ends (tcp_destroy_sock) or another
+ * socket is found at the address. This would live in sk_storage, but the
+ * timer hooks only have the timer_list: the sock derived from it is not a
+ * trusted pointer and the verifier refuses it to bpf_sk_storage_get(). A
+ * probe of a socket whose peer answers (nearly all of them) touches no map:
+ * its event is read from the socket itself. A plain hash (not LRU): when
+ * full we count the loss instead of silently evicting.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -110,12 +106,10 @@ static __always_inline void tka_count_drop(__u32 reason)
 		__sync_fetch_and_add(&tka_drops[reason], 1);
 }
 
-/* Whether tka_destroy will report this socket's end. */
+/* Whether tka_destroy will report this socket's end: keepalive is on. */
 static __always_inline __u8 tka_gone_follows(const struct sock *sk)
 {
-	__u64 key = (__u64)sk;
-
-	return bpf_map_lookup_elem(&tka_probed, &key) ? 1 : 0;
+	return tka_sock_flag(sk, SOCK_KEEPOPEN) ? 1 : 0;
 }
 
 /* A filled event, not yet submitted; NULL (and counted) when the ring is full. */
@@ -147,16 +141,6 @@ static __always_inline void tka_emit(const struct sock *sk, __u8 kind, __u8 outc
 		bpf_ringbuf_submit(e, kind == TKA_EV_KILL ? BPF_RB_FORCE_WAKEUP : 0);
 }
 
-/* The remote port (host order) of an skc_portpair: skc_dport is its first half. */
-static __always_inline __u16 tka_dport(__u32 portpair)
-{
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	return bpf_ntohs(portpair & 0xffff);
-#else
-	return bpf_ntohs(portpair >> 16);
-#endif
-}
-
 /* Wake the reader only when a quarter of the ring is waiting. */
 static __always_inline __u64 tka_wake_flags(void)
 {
@@ -166,23 +150,45 @@ static __always_inline __u64 tka_wake_flags(void)
 	return avail >= size / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
-/*
- * The unanswered flag and tka_unanswered change together, atomically: the
- * timer hooks of a socket can race tcp_destroy_sock from close() on another
- * CPU, and a count that drifts low would skip a recovery.
+/* Whether entry v of tka_probed was made for this socket and not for an
+ * earlier one at the same address (the ports differ, or both have cookies
+ * and they differ).
  */
-static __always_inline void tka_set_unanswered(struct tka_probed_val *v)
+static __always_inline bool tka_same_sock(const struct tka_probed_val *v, __u32 portpair, __u64 cookie)
 {
-	if (!(__sync_fetch_and_or(&v->flags, TKA_SOCK_UNANSWERED) & TKA_SOCK_UNANSWERED))
-		__sync_fetch_and_add(&tka_unanswered, 1);
+	return v->portpair == portpair && (!v->cookie || !cookie || v->cookie == cookie);
 }
 
-static __always_inline bool tka_clear_unanswered(struct tka_probed_val *v)
+/* Removes key from tka_probed; true when this call removed it. Entries and
+ * tka_unanswered change together: the timer hooks of a socket can race
+ * tcp_destroy_sock from close() on another CPU, and only one delete wins.
+ */
+static __always_inline bool tka_forget(__u64 key)
 {
-	if (!(__sync_fetch_and_and(&v->flags, ~TKA_SOCK_UNANSWERED) & TKA_SOCK_UNANSWERED))
+	if (bpf_map_delete_elem(&tka_probed, &key))
 		return false;
 	__sync_fetch_and_add(&tka_unanswered, -1);
 	return true;
+}
+
+/* A second probe went out unanswered: remember the socket for its recovery. */
+static __always_inline void tka_remember(__u64 key, __u32 portpair, __u64 cookie)
+{
+	struct tka_probed_val *cur = bpf_map_lookup_elem(&tka_probed, &key);
+	struct tka_probed_val v = {.cookie = cookie, .portpair = portpair};
+
+	if (cur) {
+		/* Left by an earlier socket at this address (an entry made after
+		 * a close() on another CPU raced this callback): take it over.
+		 */
+		if (!tka_same_sock(cur, portpair, cookie))
+			bpf_map_update_elem(&tka_probed, &key, &v, BPF_EXIST);
+		return;
+	}
+	if (bpf_map_update_elem(&tka_probed, &key, &v, BPF_NOEXIST))
+		tka_count_drop(TKA_DROP_SOCKMAP);
+	else
+		__sync_fetch_and_add(&tka_unanswered, 1);
 }
 
 static __always_inline struct tka_bracket *tka_bracket(void)
@@ -192,10 +198,6 @@ static __always_inline struct tka_bracket *tka_bracket(void)
 	return bpf_map_lookup_elem(&tka_bracket_map, &zero);
 }
 
-static __always_inline bool tka_sock_dead(const struct sock *sk)
-{
-	return BPF_CORE_READ(sk, __sk_common.skc_flags) & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DEAD));
-}
 
 SEC("tp_btf/timer_expire_entry")
 int BPF_PROG(tka_timer_entry, struct timer_list *timer)
@@ -207,20 +209,21 @@ int BPF_PROG(tka_timer_entry, struct timer_list *timer)
 	const struct sock *sk = (void *)timer - bpf_core_field_offset(struct sock, sk_timer);
 	struct tka_bracket *b = tka_bracket();
 	__u64 key = (__u64)sk;
-	/* Every helper call here reads a cold line of a socket that last ran a
-	 * second ago: read each field once.
+	/* Plain loads (tka_ro), each field once: the lines are cold, a
+	 * second since this socket last ran.
 	 */
-	__u8 probes = BPF_CORE_READ((struct inet_connection_sock *)sk, icsk_probes_out);
-	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	const struct sock *s = tka_ro(struct sock, sk);
+	__u8 probes = tka_ro(struct inet_connection_sock, sk)->icsk_probes_out;
+	__u8 state = s->__sk_common.skc_state;
 	__u32 portpair;
 
 	if (!b)
 		return 0;
 	b->sk = 0;
 	/* The orphaned FIN_WAIT2 reaper may free the sock inside the callback. */
-	if (state == TCP_FIN_WAIT2 && tka_sock_dead(sk))
+	if (state == TCP_FIN_WAIT2 && tka_sock_flag(sk, SOCK_DEAD))
 		return 0;
-	portpair = BPF_CORE_READ(sk, __sk_common.skc_portpair);
+	portpair = s->__sk_common.skc_portpair;
 	b->sk = key;
 	b->portpair = portpair;
 	/* skc_portpair is the union of skc_dport and skc_num, in that order. */
@@ -233,12 +236,16 @@ int BPF_PROG(tka_timer_entry, struct timer_list *timer)
 	b->probes_before = probes;
 	b->killed = 0;
 
+	/* Only an ACK resets icsk_probes_out (tcp_ack): the peer answered. */
 	if (probes == 0 && tka_unanswered) {
 		struct tka_probed_val *v = bpf_map_lookup_elem(&tka_probed, &key);
 
-		/* Only an ACK resets icsk_probes_out (tcp_ack): the peer answered. */
-		if (v && (v->flags & TKA_SOCK_UNANSWERED) && tka_clear_unanswered(v))
-			tka_emit(sk, TKA_EV_RECOVERED, TKA_OUTCOME_NONE, 0, 0);
+		if (v) {
+			bool same = tka_same_sock(v, portpair, s->__sk_common.skc_cookie.counter);
+
+			if (tka_forget(key) && same)
+				tka_emit(sk, TKA_EV_RECOVERED, TKA_OUTCOME_NONE, 0, 0);
+		}
 	}
 	return 0;
 }
@@ -261,70 +268,39 @@ int BPF_PROG(tka_timer_exit, struct timer_list *timer)
 		return 0;
 
 	const struct sock *sk = (void *)key;
+	const struct sock *s = tka_ro(struct sock, sk);
 	/* TCP socks are SLAB_TYPESAFE_BY_RCU: freed memory may already hold
 	 * another socket. Its ports tell; a socket that died in the callback
 	 * without a kill we saw (an allocation failure, a close on another CPU)
 	 * is skipped the same way, or by the port tcp_done() cleared.
 	 */
-	if (BPF_CORE_READ(sk, __sk_common.skc_portpair) != b->portpair)
+	if (s->__sk_common.skc_portpair != b->portpair)
 		return 0;
 
-	__u8 probes = BPF_CORE_READ((struct inet_connection_sock *)sk, icsk_probes_out);
+	__u8 probes = tka_ro(struct inet_connection_sock, sk)->icsk_probes_out;
 
 	/* Unchanged: idle time not reached, data in flight, or the probe was
 	 * held back by local congestion (retried at TCP_RESOURCE_PROBE_INTERVAL).
 	 */
 	if (probes <= b->probes_before)
 		return 0;
+	/* The normal case ends here with one event and no map: the peer
+	 * answers every probe, so probes_out only ever goes 0 -> 1.
+	 */
+	if (probes >= 2)
+		tka_remember(key, b->portpair, s->__sk_common.skc_cookie.counter);
 
-	struct tka_probed_val *cur = bpf_map_lookup_elem(&tka_probed, &key);
-	__u32 flags = probes >= 2 ? TKA_SOCK_UNANSWERED : 0;
-	__u64 cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	/* Probes are the bulk of the events: no wake-up per probe (each one an
 	 * irq_work, ~12 us under a burst). The agent drains the ring at least
-	 * every 250 ms; past a quarter full the reader is woken at once.
+	 * every second; past a quarter full the reader is woken at once.
 	 */
 	struct tka_event *e = bpf_ringbuf_reserve(&tka_events, sizeof(*e), 0);
 
-	if (!e)
+	if (!e) {
 		tka_count_drop(TKA_DROP_RINGBUF);
-	/* An entry is keyed by address only: it may have been left by an
-	 * earlier socket at this address (made after a close() on another CPU
-	 * raced this callback, or the socket reconnected). Its cached identity
-	 * tells: ports, and the cookie once both have one. Start it afresh.
-	 */
-	if (cur && (cur->ev.sport != b->sport || cur->ev.dport != tka_dport(b->portpair) ||
-		    (cookie && cur->ev.cookie && cookie != cur->ev.cookie))) {
-		tka_clear_unanswered(cur);
-		tka_fill(&cur->ev, sk, TKA_EV_PROBE);
-		cur->ev.sport = b->sport;
+		return 0;
 	}
-	if (cur) {
-		if (flags && !(cur->flags & TKA_SOCK_UNANSWERED))
-			tka_set_unanswered(cur);
-		if (!cur->ev.cookie)
-			cur->ev.cookie = cookie;
-		if (!e)
-			return 0;
-		__builtin_memcpy(e, &cur->ev, sizeof(*e));
-		/* What changes between probes. */
-		e->ts_ns = bpf_ktime_get_ns();
-		e->cookie = cookie;
-		e->state = BPF_CORE_READ(sk, __sk_common.skc_state);
-		e->probes_out = probes;
-	} else {
-		struct tka_probed_val v = {.flags = flags};
-
-		tka_fill(&v.ev, sk, TKA_EV_PROBE);
-		v.ev.sport = b->sport;
-		if (bpf_map_update_elem(&tka_probed, &key, &v, BPF_NOEXIST))
-			tka_count_drop(TKA_DROP_SOCKMAP);
-		else if (flags)
-			__sync_fetch_and_add(&tka_unanswered, 1);
-		if (!e)
-			return 0;
-		__builtin_memcpy(e, &v.ev, sizeof(*e));
-	}
+	tka_fill(e, sk, TKA_EV_PROBE);
 	bpf_ringbuf_submit(e, tka_wake_flags());
 	return 0;
 }
@@ -415,22 +391,18 @@ SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(tka_destroy, struct sock *sk)
 {
 	__u64 key = (__u64)sk;
-	struct tka_probed_val *v = bpf_map_lookup_elem(&tka_probed, &key);
-	__u16 sport;
+	bool probed = tka_unanswered && tka_forget(key);
 
-	if (!v)
-		return 0;
-	sport = v->ev.sport;
-	tka_clear_unanswered(v);
-	bpf_map_delete_elem(&tka_probed, &key);
-	struct tka_event *e =
-		tka_reserve(sk, TKA_EV_GONE, TKA_OUTCOME_NONE, 0, bpf_get_socket_cookie(sk));
-	if (!e)
-		return 0;
-	/* tcp_set_state(TCP_CLOSE) gave an ephemeral port back (inet_put_port):
-	 * name the socket by the port it had while we watched it.
+	/* Every TCP socket ends here: only those with keepalive on can have
+	 * been probed, and the agent forgets the ones it knows. (One whose
+	 * application turned keepalive off after a probe is still in the agent's
+	 * table; the agent drops it with its cgroup.)
 	 */
-	e->sport = sport;
-	bpf_ringbuf_submit(e, 0);
+	if (!probed && !tka_sock_flag(sk, SOCK_KEEPOPEN))
+		return 0;
+	struct tka_event *e = tka_reserve(sk, TKA_EV_GONE, TKA_OUTCOME_NONE, 0, 0);
+
+	if (e)
+		bpf_ringbuf_submit(e, tka_wake_flags());
 	return 0;
 }

@@ -346,11 +346,15 @@ TEST_F(LifecycleTest, TinyRingsAndSocketTableCountEveryLossKeepServingAndRecover
                                "--close-wait-ringbuf-bytes", "4096", "--audit-interval", "1"});
 
   // Scrapes all along the burst: each must answer, and promptly.
-  std::atomic<bool> done{false};
+  std::atomic<bool> done{false}, paused{false};
   std::atomic<int> scrapes{0}, failures{0};
   std::atomic<long> slowest_ms{0};
   std::thread scraper([&] {
     while (!done) {
+      if (paused) {
+        std::this_thread::sleep_for(milliseconds(10));
+        continue;
+      }
       for (const char* path : {"/metrics", "/healthz"}) {
         const auto t0 = std::chrono::steady_clock::now();
         int status = 0;
@@ -373,10 +377,16 @@ TEST_F(LifecycleTest, TinyRingsAndSocketTableCountEveryLossKeepServingAndRecover
   conns.reserve(kSockets);
   for (int i = 0; i < kSockets; ++i) conns.push_back(connect_pair(l));
   cgroup_->leave();
+  // The peers' answers never arrive: from its second probe on each socket
+  // has one unanswered for a whole interval, and the kernel must remember
+  // it (for its recovery) in a map of 16.
+  auto nft = std::make_unique<Nft>();
+  nft->drop_sport(l.port);
   const uint64_t kernel_before = tcpext("TCPKeepAlive");
   for (auto& c : conns) set_keepalive(c.client, 1, 1, 5);
   std::this_thread::sleep_for(milliseconds(3500));
   for (auto& c : conns) set_keepalive_off(c.client);
+  nft.reset();
   const uint64_t burst_probes = tcpext("TCPKeepAlive") - kernel_before;
   ASSERT_GE(burst_probes, 2u * kSockets);
 
@@ -402,7 +412,8 @@ TEST_F(LifecycleTest, TinyRingsAndSocketTableCountEveryLossKeepServingAndRecover
   EXPECT_GT(metric(m, "tcpka_untracked_sockets_total"), 0) << m;
 
   // The CLOSE_WAIT ring: kSockets sockets seen entering CLOSE_WAIT, closed
-  // within one 100 ms drain period. Each duration is observed or counted lost.
+  // while the agent is stopped (SIGSTOP), so no reader drains the 4 KiB ring
+  // however it is woken. Each duration is observed or counted lost.
   for (auto& c : conns) {
     close(c.client);
     c.client = -1;
@@ -414,11 +425,16 @@ TEST_F(LifecycleTest, TinyRingsAndSocketTableCountEveryLossKeepServingAndRecover
       },
       seconds(5)));
   const double cw_lost_before = agent_metric(kDropped, {{"reason", "close_wait_ringbuf_full"}});
+  paused = true;
+  std::this_thread::sleep_for(milliseconds(100));  // no scrape in flight
+  ASSERT_EQ(kill(agent_->pid(), SIGSTOP), 0);
   for (auto& c : conns) {
-    close(c.server);
+    close(c.server);  // CLOSE_WAIT -> LAST_ACK: the duration is submitted in close()
     c.server = -1;
   }
   conns.clear();
+  ASSERT_EQ(kill(agent_->pid(), SIGCONT), 0);
+  paused = false;
   EXPECT_TRUE(eventually(
       [&] {
         m = agent_->metrics();
@@ -442,7 +458,9 @@ TEST_F(LifecycleTest, TinyRingsAndSocketTableCountEveryLossKeepServingAndRecover
   EXPECT_GT(scrapes.load(), 20);
   EXPECT_LT(slowest_ms.load(), 2000) << "the slowest scrape during the burst";
 
-  // Recovery: the table emptied by the gone events, and a socket made after
+  // Recovery: the table emptied (by the gone events of the sockets the
+  // kernel remembered, and the audit scan for the others: their keepalive
+  // was off when they ended, so no gone event came), and a socket made after
   // the burst counted exactly against its own namespace's kernel counter.
   EXPECT_TRUE(eventually([&] { return agent_metric("tcpka_tracked_sockets") == 0; }, seconds(5)))
       << agent_->metrics();
