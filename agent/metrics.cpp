@@ -264,7 +264,7 @@ std::vector<MetricFamily> MetricsCollector::families(const Aggregator::Snapshot&
 
   auto dropped = family("tcpka_events_dropped_total",
                         "Events lost: ringbuf_full (kernel ring buffer full), socket_map_full "
-                        "(no room to track a probed socket: its recovery and end go unseen), "
+                        "(no room to remember an unanswered socket: its recovery goes unseen), "
                         "decode_error (malformed record), state_storage (a state change not "
                         "recorded), close_wait_ringbuf_full (a CLOSE_WAIT duration lost).",
                         MetricType::Counter);
