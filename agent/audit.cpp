@@ -17,6 +17,7 @@
 #include <cstring>
 #include <ctime>
 #include <numeric>
+#include <unordered_map>
 
 #include "audit.skel.h"
 
@@ -55,17 +56,16 @@ unsigned kernel_hz() {
   return static_cast<unsigned>(std::lround(1e9 / static_cast<double>(res.tv_nsec)));
 }
 
-AuditRow decode_rec(const tka_sock_rec& r, unsigned hz,
-                    const std::function<std::string(uint64_t)>& cgroup_path) {
-  AuditRow row;
+void decode_into(const tka_sock_rec& r, unsigned hz, const std::string& cgroup, AuditRow& row) {
+  // Assigned field by field: a reused row keeps its strings' capacity.
   row.key = make_socket_key(r.netns, r.family, r.saddr, r.daddr, r.sport, r.dport);
-  row.state = std::string(tcp_state_name(r.state));
+  row.state.assign(tcp_state_name(r.state));
   row.cookie = r.cookie;
   row.cgroup_id = r.cgroup_id;
-  row.cgroup = cgroup_path(r.cgroup_id);
+  row.cgroup.assign(cgroup);
   row.pid = r.pid;
   row.fd = r.fd;
-  row.comm = std::string(r.comm, strnlen(r.comm, sizeof(r.comm)));
+  row.comm.assign(r.comm, strnlen(r.comm, sizeof(r.comm)));
   row.keepalive = r.ka_on != 0;
   row.keepalive_idle = r.ka_time_j / hz;
   row.keepalive_intvl = r.ka_intvl_j / hz;
@@ -74,6 +74,8 @@ AuditRow decode_rec(const tka_sock_rec& r, unsigned hz,
   // A listener never receives data itself: its lrcvtime is 0, and "idle
   // since boot" would make every listener match --idle-over.
   row.idle_seconds = row.state == "listen" ? 0 : static_cast<double>(r.lastrcv_j) / hz;
+  row.state_seconds.reset();
+  row.state_seconds_min.reset();
   if (r.since_ns && r.now_ns >= r.since_ns) {
     const double age = static_cast<double>(r.now_ns - r.since_ns) / 1e9;
     if (r.since_exact) {
@@ -82,47 +84,149 @@ AuditRow decode_rec(const tka_sock_rec& r, unsigned hz,
       row.state_seconds_min = age;
     }
   }
+  row.probes_sent.reset();
+  row.kills.reset();
+  row.pod.reset();
+}
+
+AuditRow decode_rec(const tka_sock_rec& r, unsigned hz,
+                    const std::function<std::string(uint64_t)>& cgroup_path) {
+  AuditRow row;
+  decode_into(r, hz, cgroup_path(r.cgroup_id), row);
   return row;
 }
 
-std::vector<AuditRow> dedupe(std::vector<AuditRow> rows, bool display_order) {
-  // Sort indices, move each row once: rows are large, and moving them
-  // through two sorts was a tenth of an audit's time.
-  std::vector<uint32_t> idx(rows.size());
-  std::iota(idx.begin(), idx.end(), 0u);
-  std::sort(idx.begin(), idx.end(), [&](uint32_t x, uint32_t y) {
-    const AuditRow &a = rows[x], &b = rows[y];
-    return std::tie(a.cookie, a.pid, a.fd) < std::tie(b.cookie, b.pid, b.fd);
-  });
-  idx.erase(std::unique(idx.begin(), idx.end(),
-                        [&](uint32_t x, uint32_t y) { return rows[x].cookie == rows[y].cookie; }),
-            idx.end());
-  if (!display_order) {
-    // Counting only: keep the chosen rows where they are, with no second
-    // vector of rows (the agent's peak memory at 50,000 sockets).
-    std::vector<bool> keep(rows.size());
-    for (uint32_t i : idx) keep[i] = true;
-    size_t w = 0;
-    for (size_t i = 0; i < rows.size(); ++i) {
-      if (!keep[i]) continue;
-      if (w != i) rows[w] = std::move(rows[i]);
-      ++w;
+namespace {
+
+// What dedupe orders by, copied out of the rows (or records) into one small
+// array: the sorts compared fields of rows 400 bytes apart, and the cache
+// misses and string comparisons were most of an audit's user-space time.
+struct OrderKey {
+  uint64_t cookie;
+  uint32_t pid, fd, netns;
+  uint16_t sport, dport;
+  uint32_t state;  // rank of the state's name among the names present
+  uint32_t idx;
+};
+
+// Ranks state names by their text, as the display order compares them.
+class StateRanks {
+ public:
+  uint32_t intern(std::string_view name) {
+    // Real rows carry one of the 14 names of tcp_state_name().
+    for (uint32_t i = 0; i < names_.size(); ++i) {
+      if (names_[i] == name) return i;
     }
-    rows.resize(w);
-    return rows;
+    names_.push_back(name);
+    return static_cast<uint32_t>(names_.size() - 1);
   }
-  // Integers first: comparing address strings for every pair was most of
-  // the sort's time.
-  std::sort(idx.begin(), idx.end(), [&](uint32_t x, uint32_t y) {
-    const AuditRow &a = rows[x], &b = rows[y];
-    return std::tie(a.state, a.key.netns, a.key.sport, a.key.dport, a.key.saddr, a.key.daddr,
-                    a.pid) < std::tie(b.state, b.key.netns, b.key.sport, b.key.dport, b.key.saddr,
-                                      b.key.daddr, b.pid);
+  // Replaces each interned number by the name's rank in text order.
+  void rank(std::vector<OrderKey>& keys) const {
+    std::vector<uint32_t> by_text(names_.size());
+    std::iota(by_text.begin(), by_text.end(), 0u);
+    std::sort(by_text.begin(), by_text.end(),
+              [&](uint32_t a, uint32_t b) { return names_[a] < names_[b]; });
+    std::vector<uint32_t> rank_of(names_.size());
+    for (uint32_t r = 0; r < by_text.size(); ++r) rank_of[by_text[r]] = r;
+    for (auto& k : keys) k.state = rank_of[k.state];
+  }
+
+ private:
+  std::vector<std::string_view> names_;
+};
+
+// The indices dedupe keeps, in its order. tie_less(x, y) orders two entries
+// whose state, namespace and ports are equal: by addresses, then pid.
+template <typename TieLess>
+std::vector<uint32_t> dedupe_order(std::vector<OrderKey> keys, const StateRanks& states,
+                                   bool display_order, TieLess tie_less) {
+  std::sort(keys.begin(), keys.end(), [](const OrderKey& a, const OrderKey& b) {
+    return std::tie(a.cookie, a.pid, a.fd, a.idx) < std::tie(b.cookie, b.pid, b.fd, b.idx);
   });
-  std::vector<AuditRow> out;
-  out.reserve(idx.size());
-  for (uint32_t i : idx) out.push_back(std::move(rows[i]));
+  keys.erase(std::unique(keys.begin(), keys.end(),
+                         [](const OrderKey& a, const OrderKey& b) { return a.cookie == b.cookie; }),
+             keys.end());
+  if (display_order) {
+    states.rank(keys);
+    std::sort(keys.begin(), keys.end(), [&](const OrderKey& a, const OrderKey& b) {
+      if (std::tie(a.state, a.netns, a.sport, a.dport) !=
+          std::tie(b.state, b.netns, b.sport, b.dport)) {
+        return std::tie(a.state, a.netns, a.sport, a.dport) <
+               std::tie(b.state, b.netns, b.sport, b.dport);
+      }
+      return tie_less(a.idx, b.idx);
+    });
+  } else {
+    // Counting only: the entries' own order.
+    std::sort(keys.begin(), keys.end(),
+              [](const OrderKey& a, const OrderKey& b) { return a.idx < b.idx; });
+  }
+  std::vector<uint32_t> out(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) out[i] = keys[i].idx;
   return out;
+}
+
+std::vector<uint32_t> scan_order(const std::vector<tka_sock_rec>& recs, bool display_order) {
+  std::vector<OrderKey> keys(recs.size());
+  StateRanks states;
+  for (uint32_t i = 0; i < recs.size(); ++i) {
+    const tka_sock_rec& r = recs[i];
+    keys[i] = {
+        r.cookie, r.pid, r.fd, r.netns, r.sport, r.dport, states.intern(tcp_state_name(r.state)),
+        i};
+  }
+  return dedupe_order(std::move(keys), states, display_order, [&](uint32_t x, uint32_t y) {
+    const tka_sock_rec &a = recs[x], &b = recs[y];
+    // Rare (equal ports in one namespace and state): the addresses as text,
+    // as the rows compare them.
+    const SocketKey ka = make_socket_key(a.netns, a.family, a.saddr, a.daddr, a.sport, a.dport);
+    const SocketKey kb = make_socket_key(b.netns, b.family, b.saddr, b.daddr, b.sport, b.dport);
+    return std::tie(ka.saddr, ka.daddr, a.pid) < std::tie(kb.saddr, kb.daddr, b.pid);
+  });
+}
+
+}  // namespace
+
+std::vector<AuditRow> dedupe(std::vector<AuditRow> rows, bool display_order) {
+  std::vector<OrderKey> keys(rows.size());
+  StateRanks states;
+  for (uint32_t i = 0; i < rows.size(); ++i) {
+    const AuditRow& r = rows[i];
+    keys[i] = {r.cookie, r.pid, r.fd, r.key.netns, r.key.sport, r.key.dport, states.intern(r.state),
+               i};
+  }
+  const std::vector<uint32_t> order =
+      dedupe_order(std::move(keys), states, display_order, [&](uint32_t x, uint32_t y) {
+        const AuditRow &a = rows[x], &b = rows[y];
+        return std::tie(a.key.saddr, a.key.daddr, a.pid) <
+               std::tie(b.key.saddr, b.key.daddr, b.pid);
+      });
+  std::vector<AuditRow> out;
+  out.reserve(order.size());
+  for (uint32_t i : order) out.push_back(std::move(rows[i]));
+  return out;
+}
+
+void for_each_row(const std::vector<tka_sock_rec>& recs, unsigned hz,
+                  const std::function<std::string(uint64_t)>& cgroup_path, bool display_order,
+                  const std::function<void(AuditRow&)>& fn) {
+  // Records come grouped by process, so mostly by cgroup: remember the last.
+  // In display order they interleave: each id is resolved once.
+  std::unordered_map<uint64_t, std::string> paths;
+  const std::string* last = nullptr;
+  uint64_t last_id = 0;
+  AuditRow row;
+  for (uint32_t i : scan_order(recs, display_order)) {
+    const tka_sock_rec& r = recs[i];
+    if (!last || r.cgroup_id != last_id) {
+      auto it = paths.find(r.cgroup_id);
+      if (it == paths.end()) it = paths.emplace(r.cgroup_id, cgroup_path(r.cgroup_id)).first;
+      last = &it->second;
+      last_id = r.cgroup_id;
+    }
+    decode_into(r, hz, *last, row);
+    fn(row);
+  }
 }
 
 std::vector<AuditRow> decode_scan(const std::vector<tka_sock_rec>& recs, unsigned hz,
@@ -130,20 +234,9 @@ std::vector<AuditRow> decode_scan(const std::vector<tka_sock_rec>& recs, unsigne
                                   bool display_order) {
   std::vector<AuditRow> rows;
   rows.reserve(recs.size());
-  // Records come grouped by process, so mostly by cgroup: remember the last.
-  uint64_t last_id = 0;
-  std::string last_path;
-  bool have_last = false;
-  const std::function<std::string(uint64_t)> cached = [&](uint64_t id) {
-    if (!have_last || id != last_id) {
-      last_path = cgroup_path(id);
-      last_id = id;
-      have_last = true;
-    }
-    return last_path;
-  };
-  for (const auto& r : recs) rows.push_back(decode_rec(r, hz, cached));
-  return dedupe(std::move(rows), display_order);
+  for_each_row(recs, hz, cgroup_path, display_order,
+               [&](AuditRow& row) { rows.push_back(std::move(row)); });
+  return rows;
 }
 
 std::optional<double> state_age(const AuditRow& row) {
@@ -218,11 +311,8 @@ namespace {
 class JsonOut {
  public:
   explicit JsonOut(std::string& out) : out_(out) {}
-  void key(std::string_view k) {
-    out_ += ",\"";
-    out_ += k;
-    out_ += "\":";
-  }
+  // The separator, the quoted name and the colon, as one literal.
+  void key(std::string_view sep_name_colon) { out_ += sep_name_colon; }
   void num(uint64_t v) {
     char buf[24];
     out_.append(buf, std::to_chars(buf, buf + sizeof(buf), v).ptr);
@@ -231,7 +321,16 @@ class JsonOut {
     char buf[352];  // the longest fixed rendering of a double with 3 decimals
     out_.append(buf, std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::fixed, 3).ptr);
   }
-  void str(std::string_view s) { json_append_quoted(out_, s); }
+  void str(std::string_view s) {
+    // Addresses, states and most names need no escape: copied whole.
+    for (char c : s) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') return json_append_quoted(out_, s);
+    }
+    out_ += '"';
+    out_ += s;
+    out_ += '"';
+  }
   void null() { out_ += "null"; }
   void boolean(bool b) { out_ += b ? "true" : "false"; }
 
@@ -241,53 +340,66 @@ class JsonOut {
 
 }  // namespace
 
-std::string rows_to_json(const std::vector<AuditRow>& rows) {
-  std::string j = "[";
-  j.reserve(rows.size() * 560 + 8);
-  JsonOut w(j);
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const AuditRow& r = rows[i];
-    j += i ? ",\n{\"family\":" : "\n{\"family\":";
-    w.num(r.key.family == AF_INET6 ? 6 : 4);
-    w.key("state"), w.str(r.state);
-    w.key("saddr"), w.str(r.key.saddr);
-    w.key("sport"), w.num(r.key.sport);
-    w.key("daddr"), w.str(r.key.daddr);
-    w.key("dport"), w.num(r.key.dport);
-    w.key("netns"), w.num(r.key.netns);
-    w.key("cgroup");
-    r.cgroup.empty() ? w.null() : w.str(r.cgroup);
-    w.key("pid"), w.num(r.pid);
-    w.key("comm"), w.str(r.comm);
-    w.key("fd"), w.num(r.fd);
-    w.key("cookie"), w.num(r.cookie);
-    w.key("keepalive"), w.boolean(r.keepalive);
-    w.key("keepalive_idle"), w.num(r.keepalive_idle);
-    w.key("keepalive_intvl"), w.num(r.keepalive_intvl);
-    w.key("keepalive_cnt"), w.num(r.keepalive_cnt);
-    w.key("probes_out"), w.num(r.probes_out);
-    w.key("idle_seconds"), w.fixed3(r.idle_seconds);
-    w.key("state_seconds");
-    r.state_seconds ? w.fixed3(*r.state_seconds) : w.null();
-    w.key("state_seconds_min");
-    r.state_seconds_min ? w.fixed3(*r.state_seconds_min) : w.null();
-    w.key("probes_sent");
-    r.probes_sent ? w.num(*r.probes_sent) : w.null();
-    w.key("kills");
-    r.kills ? w.num(*r.kills) : w.null();
-    w.key("namespace");
-    r.pod ? w.str(r.pod->namespace_) : w.null();
-    w.key("pod");
-    r.pod ? w.str(r.pod->pod) : w.null();
-    w.key("container");
-    r.pod && !r.pod->container.empty() ? w.str(r.pod->container) : w.null();
-    j += '}';
+RowText::RowText(bool json, std::string& out) : json_(json), out_(out) {
+  if (json_) {
+    out_ += '[';
+    return;
   }
-  j += rows.empty() ? "]\n" : "\n]\n";
-  return j;
+  char line[512];
+  std::snprintf(line, sizeof(line), "%-11s %-28s %-28s %-22s %-14s %-16s %9s %9s  %s\n", "STATE",
+                "LOCAL", "PEER", "PROCESS", "NETNS", "KEEPALIVE", "IDLE", "AGE", "CGROUP");
+  out_ += line;
 }
 
-std::string rows_to_table(const std::vector<AuditRow>& rows) {
+void RowText::add(const AuditRow& r) {
+  json_ ? add_json(r) : add_line(r);
+  ++rows_;
+}
+
+void RowText::finish() {
+  if (json_) out_ += rows_ ? "\n]\n" : "]\n";
+}
+
+void RowText::add_json(const AuditRow& r) {
+  JsonOut w(out_);
+  out_ += rows_ ? ",\n{\"family\":" : "\n{\"family\":";
+  w.num(r.key.family == AF_INET6 ? 6 : 4);
+  w.key(",\"state\":"), w.str(r.state);
+  w.key(",\"saddr\":"), w.str(r.key.saddr);
+  w.key(",\"sport\":"), w.num(r.key.sport);
+  w.key(",\"daddr\":"), w.str(r.key.daddr);
+  w.key(",\"dport\":"), w.num(r.key.dport);
+  w.key(",\"netns\":"), w.num(r.key.netns);
+  w.key(",\"cgroup\":");
+  r.cgroup.empty() ? w.null() : w.str(r.cgroup);
+  w.key(",\"pid\":"), w.num(r.pid);
+  w.key(",\"comm\":"), w.str(r.comm);
+  w.key(",\"fd\":"), w.num(r.fd);
+  w.key(",\"cookie\":"), w.num(r.cookie);
+  w.key(",\"keepalive\":"), w.boolean(r.keepalive);
+  w.key(",\"keepalive_idle\":"), w.num(r.keepalive_idle);
+  w.key(",\"keepalive_intvl\":"), w.num(r.keepalive_intvl);
+  w.key(",\"keepalive_cnt\":"), w.num(r.keepalive_cnt);
+  w.key(",\"probes_out\":"), w.num(r.probes_out);
+  w.key(",\"idle_seconds\":"), w.fixed3(r.idle_seconds);
+  w.key(",\"state_seconds\":");
+  r.state_seconds ? w.fixed3(*r.state_seconds) : w.null();
+  w.key(",\"state_seconds_min\":");
+  r.state_seconds_min ? w.fixed3(*r.state_seconds_min) : w.null();
+  w.key(",\"probes_sent\":");
+  r.probes_sent ? w.num(*r.probes_sent) : w.null();
+  w.key(",\"kills\":");
+  r.kills ? w.num(*r.kills) : w.null();
+  w.key(",\"namespace\":");
+  r.pod ? w.str(r.pod->namespace_) : w.null();
+  w.key(",\"pod\":");
+  r.pod ? w.str(r.pod->pod) : w.null();
+  w.key(",\"container\":");
+  r.pod && !r.pod->container.empty() ? w.str(r.pod->container) : w.null();
+  out_ += '}';
+}
+
+void RowText::add_line(const AuditRow& r) {
   auto endpoint = [](const std::string& a, uint16_t p, uint16_t family) {
     return (family == AF_INET6 ? "[" + a + "]" : a) + ":" + std::to_string(p);
   };
@@ -308,26 +420,36 @@ std::string rows_to_table(const std::vector<AuditRow>& rows) {
     }
     return s;
   };
-  std::string out;
   char line[512];
-  std::snprintf(line, sizeof(line), "%-11s %-28s %-28s %-22s %-14s %-16s %9s %9s  %s\n", "STATE",
-                "LOCAL", "PEER", "PROCESS", "NETNS", "KEEPALIVE", "IDLE", "AGE", "CGROUP");
-  out += line;
-  for (const AuditRow& r : rows) {
-    const std::string proc = std::to_string(r.pid) + "/" + printable(r.comm);
-    const std::string ka = r.keepalive ? std::to_string(r.keepalive_idle) + "/" +
-                                             std::to_string(r.keepalive_intvl) + "/" +
-                                             std::to_string(r.keepalive_cnt)
-                                       : std::string("off");
-    // The fixed-width columns; the cgroup, of any length, is appended.
-    std::snprintf(line, sizeof(line), "%-11s %-28s %-28s %-22s %-14u %-16s %9s %9s  ",
-                  r.state.c_str(), endpoint(r.key.saddr, r.key.sport, r.key.family).c_str(),
-                  endpoint(r.key.daddr, r.key.dport, r.key.family).c_str(), proc.c_str(),
-                  r.key.netns, ka.c_str(), secs(r.idle_seconds).c_str(), age_text(r).c_str());
-    out += line;
-    out += r.cgroup.empty() ? "?" : printable(r.cgroup);
-    out += "\n";
-  }
+  const std::string proc = std::to_string(r.pid) + "/" + printable(r.comm);
+  const std::string ka = r.keepalive ? std::to_string(r.keepalive_idle) + "/" +
+                                           std::to_string(r.keepalive_intvl) + "/" +
+                                           std::to_string(r.keepalive_cnt)
+                                     : std::string("off");
+  // The fixed-width columns; the cgroup, of any length, is appended.
+  std::snprintf(line, sizeof(line), "%-11s %-28s %-28s %-22s %-14u %-16s %9s %9s  ",
+                r.state.c_str(), endpoint(r.key.saddr, r.key.sport, r.key.family).c_str(),
+                endpoint(r.key.daddr, r.key.dport, r.key.family).c_str(), proc.c_str(), r.key.netns,
+                ka.c_str(), secs(r.idle_seconds).c_str(), age_text(r).c_str());
+  out_ += line;
+  out_ += r.cgroup.empty() ? "?" : printable(r.cgroup);
+  out_ += "\n";
+}
+
+std::string rows_to_json(const std::vector<AuditRow>& rows) {
+  std::string out;
+  out.reserve(rows.size() * 560 + 8);
+  RowText text(true, out);
+  for (const AuditRow& r : rows) text.add(r);
+  text.finish();
+  return out;
+}
+
+std::string rows_to_table(const std::vector<AuditRow>& rows) {
+  std::string out;
+  RowText text(false, out);
+  for (const AuditRow& r : rows) text.add(r);
+  text.finish();
   return out;
 }
 

@@ -62,12 +62,19 @@ unsigned kernel_hz();
 // Raw record to row; cgroup_path resolves the cgroup id.
 AuditRow decode_rec(const tka_sock_rec& rec, unsigned hz,
                     const std::function<std::string(uint64_t)>& cgroup_path);
+// The same into an existing row (every field set; its strings' storage reused).
+void decode_into(const tka_sock_rec& rec, unsigned hz, const std::string& cgroup, AuditRow& row);
 // One row per socket (a socket shared by several processes is listed with
 // the lowest pid), sorted by state then addresses.
 // display_order false: by cookie, which is enough for counting (the agent's
 // periodic scan) and skips the sort on address strings.
 std::vector<AuditRow> dedupe(std::vector<AuditRow> rows, bool display_order = true);
-// decode_rec of every record of one scan, then dedupe.
+// The rows dedupe() would give for the records of one scan, decoded one at
+// a time into the same row and handed to fn in order: no vector of rows.
+void for_each_row(const std::vector<tka_sock_rec>& recs, unsigned hz,
+                  const std::function<std::string(uint64_t)>& cgroup_path, bool display_order,
+                  const std::function<void(AuditRow&)>& fn);
+// for_each_row into a vector.
 std::vector<AuditRow> decode_scan(const std::vector<tka_sock_rec>& recs, unsigned hz,
                                   const std::function<std::string(uint64_t)>& cgroup_path,
                                   bool display_order = true);
@@ -84,6 +91,22 @@ Result<AuditFilter> parse_filter_query(std::string_view query);
 
 std::string rows_to_json(const std::vector<AuditRow>& rows);
 std::string rows_to_table(const std::vector<AuditRow>& rows);
+
+// rows_to_json (json) or rows_to_table, a row at a time, appended to out:
+// the caller may write out and clear it between rows.
+class RowText {
+ public:
+  RowText(bool json, std::string& out);  // appends the opening or the header
+  void add(const AuditRow& row);
+  void finish();  // appends the closing
+
+ private:
+  void add_json(const AuditRow& row);
+  void add_line(const AuditRow& row);
+  bool json_;
+  std::string& out_;
+  size_t rows_ = 0;
+};
 
 struct AuditOptions {
   bool track_states = false;     // load tka_set_state (the agent)

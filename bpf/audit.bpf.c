@@ -118,9 +118,36 @@ int BPF_PROG(tka_set_state, const struct sock *sk, int oldstate, int newstate)
 	return 0;
 }
 
+/*
+ * libbpf resolves each CO-RE relocation's root type by a pass over all of
+ * the kernel's BTF (~1 ms per distinct type here, most of the audit's load
+ * time; see tests/bench/RESULTS.md). The iterator therefore reads through
+ * as few distinct types as it can: the socket's fields through the
+ * tcp_sock, and its context without CO-RE. That context is the attach
+ * function's arguments, one u64 slot each in the order of
+ * DEFINE_BPF_ITER_FUNC(task_file, ...) (btf_ctx_access() checks every load
+ * against the kernel's own types), and seq_file is bpf_iter_meta's first
+ * member.
+ */
+struct tka_iter_meta {
+	struct seq_file *seq;
+};
+
+struct tka_task_file_ctx {
+	struct tka_iter_meta *meta;
+	struct task_struct *task;
+	__u32 fd;
+	__u32 pad;
+	struct file *file;
+};
+
+/* A struct sock field, read through the tcp_sock it is part of. */
+#define TKA_SK(tp, field) ((tp)->inet_conn.icsk_inet.sk.field)
+
 SEC("iter/task_file")
-int tka_iter_socks(struct bpf_iter__task_file *ctx)
+int tka_iter_socks(struct bpf_iter__task_file *kctx)
 {
+	const struct tka_task_file_ctx *ctx = (const void *)kctx;
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
 	struct tka_sock_rec rec;
@@ -133,45 +160,45 @@ int tka_iter_socks(struct bpf_iter__task_file *ctx)
 	if (!sock)
 		return 0;
 	sk = sock->sk;
+	/* bpf_skc_to_tcp_sock() checks for a full IPPROTO_TCP sock. */
+	const struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
 	/* SOCK_STREAM too: a raw IPPROTO_TCP socket is no tcp_sock. */
-	if (!sk || sk->sk_protocol != TKA_IPPROTO_TCP || sk->sk_type != TKA_SOCK_STREAM)
+	if (TKA_SK(tp, sk_type) != TKA_SOCK_STREAM)
 		return 0;
 
 	/* Plain loads through BTF pointers (no bpf_probe_read_kernel call per
 	 * field): the helper calls were the largest single cost of a scan.
 	 */
-	const struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
-	if (!tp)
-		return 0;
-	const struct inet_connection_sock *icsk = &tp->inet_conn;
-	const struct net *net = sk->__sk_common.skc_net.net;
-	__u16 family = sk->__sk_common.skc_family;
+	const struct net *net = TKA_SK(tp, __sk_common.skc_net.net);
+	__u16 family = TKA_SK(tp, __sk_common.skc_family);
 	__u32 now_j = (__u32)bpf_jiffies64();
 
 	if (family != TKA_AF_INET && family != TKA_AF_INET6)
 		return 0;
 	__builtin_memset(&rec, 0, sizeof(rec));
 	rec.cookie = bpf_get_socket_cookie(sk);
-	rec.cgroup_id = sk->sk_cgrp_data.cgroup->kn->id;
+	rec.cgroup_id = TKA_SK(tp, sk_cgrp_data.cgroup)->kn->id;
 	rec.now_ns = bpf_ktime_get_ns();
 	rec.netns = net->ns.inum;
 	rec.pid = task->tgid;
 	rec.fd = ctx->fd;
 	bpf_probe_read_kernel(&rec.comm, sizeof(rec.comm), task->comm);
 	rec.family = family;
-	rec.sport = sk->__sk_common.skc_num;
-	rec.dport = bpf_ntohs(sk->__sk_common.skc_dport);
-	rec.state = sk->__sk_common.skc_state;
+	rec.sport = TKA_SK(tp, __sk_common.skc_num);
+	rec.dport = bpf_ntohs(TKA_SK(tp, __sk_common.skc_dport));
+	rec.state = TKA_SK(tp, __sk_common.skc_state);
 	if (family == TKA_AF_INET6) {
 		bpf_probe_read_kernel(&rec.saddr, sizeof(rec.saddr),
-				      &sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+				      &TKA_SK(tp, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8));
 		bpf_probe_read_kernel(&rec.daddr, sizeof(rec.daddr),
-				      &sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8);
+				      &TKA_SK(tp, __sk_common.skc_v6_daddr.in6_u.u6_addr8));
 	} else {
-		*(__u32 *)rec.saddr = sk->__sk_common.skc_rcv_saddr;
-		*(__u32 *)rec.daddr = sk->__sk_common.skc_daddr;
+		*(__u32 *)rec.saddr = TKA_SK(tp, __sk_common.skc_rcv_saddr);
+		*(__u32 *)rec.daddr = TKA_SK(tp, __sk_common.skc_daddr);
 	}
-	rec.ka_on = !!(sk->__sk_common.skc_flags &
+	rec.ka_on = !!(TKA_SK(tp, __sk_common.skc_flags) &
 		       (1UL << bpf_core_enum_value(enum sock_flags, SOCK_KEEPOPEN)));
 	/* keepalive_time_when() and friends: 0 on the socket means the sysctl. */
 	rec.ka_time_j = tp->keepalive_time;
@@ -183,8 +210,8 @@ int tka_iter_socks(struct bpf_iter__task_file *ctx)
 	rec.ka_probes = tp->keepalive_probes;
 	if (!rec.ka_probes)
 		rec.ka_probes = net->ipv4.sysctl_tcp_keepalive_probes;
-	rec.probes_out = icsk->icsk_probes_out;
-	rec.lastrcv_j = now_j - icsk->icsk_ack.lrcvtime;
+	rec.probes_out = tp->inet_conn.icsk_probes_out;
+	rec.lastrcv_j = now_j - tp->inet_conn.icsk_ack.lrcvtime;
 
 	struct tka_sk_state *st = bpf_sk_storage_get(&tka_state, sk, 0,
 						     tka_mark_first_seen ? BPF_SK_STORAGE_GET_F_CREATE : 0);

@@ -682,6 +682,69 @@ TEST(Dedupe, Empty) {
   EXPECT_TRUE(dedupe({}).empty());
 }
 
+// A socket held by `pid` through fd 3, from the fields dedupe orders by.
+tka_sock_rec order_rec(uint8_t state, const uint8_t (&saddr)[4], uint16_t sport,
+                       const uint8_t (&daddr)[4], uint16_t dport, uint64_t cookie, uint32_t pid,
+                       uint32_t fd = 3) {
+  tka_sock_rec r = make_rec();
+  r.state = state;
+  std::memcpy(r.saddr, saddr, 4);
+  std::memcpy(r.daddr, daddr, 4);
+  r.sport = sport;
+  r.dport = dport;
+  r.cookie = cookie;
+  r.pid = pid;
+  r.fd = fd;
+  r.cgroup_id = cookie % 3;  // interleaved cgroups
+  return r;
+}
+
+// for_each_row orders records itself; it must give what decoding every
+// record and dedupe() give, including where the address text decides
+// ("10.0.0.10" < "10.0.0.9") and for a socket held twice.
+TEST(ForEachRow, SameRowsAndOrderAsDedupe) {
+  const uint8_t a9[4] = {10, 0, 0, 9}, a10[4] = {10, 0, 0, 10}, a1[4] = {10, 0, 0, 1};
+  const std::vector<tka_sock_rec> recs = {
+      order_rec(10, a1, 22, a1, 0, 1, 5),       order_rec(1, a9, 80, a1, 5000, 2, 30, 4),
+      order_rec(1, a10, 80, a1, 5000, 3, 6),    order_rec(8, a1, 443, a9, 6000, 4, 7),
+      order_rec(1, a9, 80, a1, 5000, 2, 10, 7), order_rec(1, a9, 80, a10, 5000, 5, 9),
+      order_rec(1, a9, 80, a10, 5000, 6, 8),    order_rec(2, a1, 80, a9, 4999, 7, 9),
+      order_rec(6, a1, 80, a9, 4999, 8, 9),     order_rec(1, a1, 79, a9, 5001, 9, 9)};
+  auto path = [](uint64_t id) { return "/cg" + std::to_string(id); };
+  for (bool display : {true, false}) {
+    std::vector<AuditRow> all;
+    for (const auto& r : recs) all.push_back(decode_rec(r, 250, path));
+    const std::vector<AuditRow> want = dedupe(all, display);
+    std::vector<std::string> got_json;
+    for_each_row(recs, 250, path, display,
+                 [&](AuditRow& row) { got_json.push_back(rows_to_json({row})); });
+    std::vector<std::string> want_json;
+    for (const auto& r : want) want_json.push_back(rows_to_json({r}));
+    EXPECT_EQ(got_json, want_json) << "display order " << display;
+    EXPECT_EQ(decode_scan(recs, 250, path, display).size(), want.size());
+  }
+  std::vector<uint64_t> cookies;
+  for (const auto& r : decode_scan(recs, 250, path)) cookies.push_back(r.cookie);
+  // close_wait < established < listen < syn_sent < time_wait; then ports;
+  // then "10.0.0.10" before "10.0.0.9", the peer address, the pid.
+  EXPECT_EQ(cookies, (std::vector<uint64_t>{4, 9, 3, 2, 6, 5, 1, 7, 8}));
+}
+
+TEST(DecodeInto, OverwritesEveryFieldOfAUsedRow) {
+  AuditRow used = decode_rec(make_rec(), 250, [](uint64_t) { return "/a/long/cgroup/path/x"; });
+  used.pod = PodLabels{"ns", "pod", "c"};
+  used.probes_sent = 3;
+  used.kills = 1;
+  used.state_seconds = 5;
+  tka_sock_rec other = make_rec();
+  other.state = 10;
+  other.since_ns = 10;
+  other.now_ns = 2000000010;
+  std::memcpy(other.comm, "x\0", 2);
+  decode_into(other, 100, "", used);
+  EXPECT_EQ(rows_to_json({used}), rows_to_json({decode_rec(other, 100, no_cgroup)}));
+}
+
 // ---------------------------------------------------------------------------
 // state_age and matches
 
@@ -1108,6 +1171,24 @@ TEST(RowsToJson, NonUtf8CommStillGivesValidJson) {
   std::memcpy(rec.comm, "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3", 15);
   const std::string out = rows_to_json({decode_rec(rec, 250, no_cgroup)});
   EXPECT_TRUE(parse_json(out).has_value()) << out;
+}
+
+TEST(RowText, InPiecesTheSameTextAsAtOnce) {
+  AuditRow quoted = sparse_row();
+  quoted.comm = "q\"\\";
+  const std::vector<AuditRow> rows = {full_row(), sparse_row(), quoted};
+  for (bool json : {true, false}) {
+    std::string all, piece;
+    RowText text(json, piece);
+    for (const auto& r : rows) {
+      text.add(r);
+      all += piece;
+      piece.clear();
+    }
+    text.finish();
+    all += piece;
+    EXPECT_EQ(all, json ? rows_to_json(rows) : rows_to_table(rows));
+  }
 }
 
 // ---------------------------------------------------------------------------
