@@ -66,6 +66,7 @@ Result<std::unique_ptr<KeepaliveBpf>> KeepaliveBpf::load(const LoadOptions& opts
   skel->rodata->tka_kill_mode =
       opts.plan.backend == Backend::kResetReason ? TKA_KILL_RESET_REASON : TKA_KILL_TIMER_BRACKET;
   bpf_map__set_max_entries(skel->maps.tka_events, opts.ringbuf_bytes);
+  skel->rodata->tka_wake_bytes = opts.ringbuf_bytes / 4;  // saves a helper call per event
   bpf_map__set_max_entries(skel->maps.tka_probed, opts.max_sockets);
 
   bpf_program* prog;

@@ -141,13 +141,18 @@ static __always_inline void tka_emit(const struct sock *sk, __u8 kind, __u8 outc
 		bpf_ringbuf_submit(e, kind == TKA_EV_KILL ? BPF_RB_FORCE_WAKEUP : 0);
 }
 
+/* A quarter of tka_events, set by the agent with the ring's size (0: ask the
+ * ring, one more helper call per event).
+ */
+const volatile __u64 tka_wake_bytes = 0;
+
 /* Wake the reader only when a quarter of the ring is waiting. */
 static __always_inline __u64 tka_wake_flags(void)
 {
-	__u64 avail = bpf_ringbuf_query(&tka_events, BPF_RB_AVAIL_DATA);
-	__u64 size = bpf_ringbuf_query(&tka_events, BPF_RB_RING_SIZE);
+	__u64 quarter = tka_wake_bytes ? tka_wake_bytes : bpf_ringbuf_query(&tka_events, BPF_RB_RING_SIZE) / 4;
 
-	return avail >= size / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	return bpf_ringbuf_query(&tka_events, BPF_RB_AVAIL_DATA) >= quarter ? BPF_RB_FORCE_WAKEUP
+									      : BPF_RB_NO_WAKEUP;
 }
 
 /* Whether entry v of tka_probed was made for this socket and not for an
