@@ -43,17 +43,22 @@ struct AgentCounters {
   std::atomic<double> reload_success_time{0};
 };
 
-// Where the collector reads live state from at scrape time.
+// Where the collector reads live state from at scrape time. Every member has
+// a default (no programs, zero drops, the optional ones empty), so a test
+// names only what it uses: MetricSources{.policies = ...}. The empty `{}`
+// keep -Wmissing-field-initializers quiet about the members it leaves out.
 struct MetricSources {
-  std::function<std::vector<ProgramState>()> programs;
-  std::function<std::array<uint64_t, TKA_DROP__COUNT>()> drops;
-  std::function<std::vector<PolicySet::Stats>()> policies;  // may be empty
+  std::function<std::vector<ProgramState>()> programs = [] { return std::vector<ProgramState>{}; };
+  std::function<std::array<uint64_t, TKA_DROP__COUNT>()> drops = [] {
+    return std::array<uint64_t, TKA_DROP__COUNT>{};
+  };
+  std::function<std::vector<PolicySet::Stats>()> policies{};  // may be empty
   // The audit's sk_storage allocation and ring-buffer drops; may be empty.
-  std::function<std::array<uint64_t, 2>()> audit_drops;
+  std::function<std::array<uint64_t, 2>()> audit_drops{};
   // More families appended as they are (the audit's); may be empty.
-  std::function<std::vector<prometheus::MetricFamily>()> extra;
+  std::function<std::vector<prometheus::MetricFamily>()> extra{};
   // Pod labels for a cgroup path on Kubernetes nodes; may be empty.
-  PodLabeler pod_labels;
+  PodLabeler pod_labels{};
 };
 
 class MetricsCollector {

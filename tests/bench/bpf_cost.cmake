@@ -1,8 +1,8 @@
 # BPF cost benchmark tools (tests/bench/bpf_cost.sh): the empty floor programs
-# and their loader, and the loads that drive the hooks.
+# and their loader, and the storm load that drives the hooks with no keepalive
+# (its keepalive load is tcpka_hold_sockets --keepalive).
 tcpka_bpf_skeleton(floor floor.bpf.c)
 add_executable(tcpka_bench_floor floor_loader.cpp)
 target_link_libraries(tcpka_bench_floor PRIVATE floor_skel PkgConfig::LIBBPF)
-add_executable(tcpka_bench_keepalive_load keepalive_load.cpp)
 add_executable(tcpka_bench_storm storm.cpp)
 target_link_libraries(tcpka_bench_storm PRIVATE Threads::Threads)

@@ -52,7 +52,7 @@ bench=$build/tests/bench
 for sc in $scenarios; do
   [[ $sc == idle || $sc == keepalive || $sc == storm ]] || { echo "unknown scenario $sc" >&2; exit 2; }
 done
-for f in "$tcpka" "$bench"/tcpka_bench_floor "$bench"/tcpka_bench_keepalive_load "$bench"/tcpka_bench_storm; do
+for f in "$tcpka" "$bench"/tcpka_bench_floor "$bench"/tcpka_hold_sockets "$bench"/tcpka_bench_storm; do
   [[ -x $f ]] || { echo "missing $f: build first" >&2; exit 1; }
 done
 
@@ -183,7 +183,8 @@ run_idle() {
 
 run_keepalive() {
   local load p0 p1
-  "${in_ns[@]}" "$bench"/tcpka_bench_keepalive_load "$ka_conns" "$ka_spread" > "$tmp"/ka.out 2> "$tmp"/ka.err &
+  "${in_ns[@]}" "$bench"/tcpka_hold_sockets --keepalive --spread-ms "$ka_spread" "$ka_conns" \
+    > "$tmp"/ka.out 2> "$tmp"/ka.err &
   load=$!
   pids+=("$load")
   wait_line "$tmp"/ka.out '^ready' 60 "$load"

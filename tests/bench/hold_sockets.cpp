@@ -1,56 +1,77 @@
-// Holds N loopback TCP connections (2N sockets) open until SIGTERM, so the
-// benchmarks can measure the audit at a given socket count. Prints "ready"
-// once every connection is established. Each process stays under the
-// 20,000 open-file limit: run several for larger counts.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
+// Holds N loopback TCP connections (2N sockets) open until SIGTERM or SIGINT,
+// so the benchmarks can measure at a given socket count. Prints "ready" once
+// every connection is established. Stays under the 20,000 open-file limit up
+// to 9,000 connections: run several for more (tests/bench/lib.sh does).
+//   --keepalive     both ends of every connection probe every second
+//                   (SO_KEEPALIVE, TCP_KEEPIDLE=1, TCP_KEEPINTVL=1,
+//                   TCP_KEEPCNT=100): 2N probing sockets. The peers are alive,
+//                   so every probe is answered.
+//   --spread-ms MS  opens the connections evenly over MS milliseconds, so
+//                   their keepalive timers spread over the second as on a host
+//                   whose connections did not all start at once (default 0:
+//                   all at once, one burst of expiries).
+// usage: tcpka_hold_sockets [--keepalive] [--spread-ms MS] CONNECTIONS
+//        (tests/bench/lib.sh, keepalive_scale.sh, bpf_cost.sh)
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <vector>
+#include <cstring>
+#include <thread>
+
+#include "bench_net.h"
+
+namespace {
+
+int usage(const char* argv0) {
+  std::fprintf(stderr, "usage: %s [--keepalive] [--spread-ms MS] CONNECTIONS(1..9000)\n", argv0);
+  return 2;
+}
+
+// A whole number from lo to hi, or -1.
+long number(const char* s, long lo, long hi) {
+  char* end;
+  errno = 0;
+  const long v = std::strtol(s, &end, 10);
+  return (end == s || *end || errno || v < lo || v > hi) ? -1 : v;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s CONNECTIONS\n", argv[0]);
-    return 2;
+  bool keepalive = false;
+  long spread_ms = 0, n = -1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--keepalive") == 0) {
+      keepalive = true;
+    } else if (std::strcmp(argv[i], "--spread-ms") == 0 && i + 1 < argc) {
+      if ((spread_ms = number(argv[++i], 0, 3'600'000)) < 0) return usage(argv[0]);
+    } else if (n < 0) {
+      if ((n = number(argv[i], 1, 9000)) < 0) return usage(argv[0]);
+    } else {
+      return usage(argv[0]);
+    }
   }
-  const int n = std::atoi(argv[1]);
-  const int l = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  if (bind(l, reinterpret_cast<sockaddr*>(&a), len) || listen(l, 4096) ||
-      getsockname(l, reinterpret_cast<sockaddr*>(&a), &len)) {
+  if (n < 0) return usage(argv[0]);
+
+  const auto start = std::chrono::steady_clock::now();
+  const auto spread = std::chrono::milliseconds(spread_ms);
+  const sigset_t stop = bench::block_stop_signals();
+  sockaddr_in addr;
+  const int l = bench::listen_loopback(4096, &addr);
+  if (l < 0) {
     std::perror("listen");
     return 1;
   }
-  std::vector<int> fds;
-  for (int i = 0; i < n; ++i) {
-    const int c = socket(AF_INET, SOCK_STREAM, 0);
-    if (c < 0 || connect(c, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+  for (long i = 0; i < n; ++i) {
+    std::this_thread::sleep_until(start + spread * i / n);
+    int c, s;  // both held open until the process exits
+    if (!bench::connect_pair(l, addr, &c, &s, {.keepalive = keepalive})) {
       std::perror("connect");
       return 1;
     }
-    const int s = accept(l, nullptr, nullptr);
-    if (s < 0) {
-      std::perror("accept");
-      return 1;
-    }
-    fds.push_back(c);
-    fds.push_back(s);
   }
-  std::printf("ready\n");
-  std::fflush(stdout);
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigprocmask(SIG_BLOCK, &set, nullptr);
-  int sig;
-  sigwait(&set, &sig);
+  bench::print_ready();
+  bench::wait_signal(stop);
   return 0;
 }

@@ -2,7 +2,7 @@
 # Benchmark: the user-space cost of `tcpka run` as keepalive-probing sockets
 # grow. For each count in SOCKET_COUNTS (default "1000 10000 50000"), holds
 # that many sockets that send a keepalive probe every second and have it
-# answered (tcpka_bench_keepalive_load: TCP_KEEPIDLE=1, TCP_KEEPINTVL=1, both
+# answered (tcpka_hold_sockets --keepalive: TCP_KEEPIDLE=1, TCP_KEEPINTVL=1, both
 # ends of each connection, opened over 1 s so the expiries spread over the
 # second), starts `tcpka run` with its defaults, waits until it tracks them
 # all, and measures over WINDOW seconds (default 20):
@@ -20,7 +20,7 @@ source "$(dirname "$0")/lib.sh"
 window=${1:-20}
 counts=${SOCKET_COUNTS:-1000 10000 50000}
 port=${PORT:-9981}
-load=build/tests/bench/tcpka_bench_keepalive_load
+load=build/tests/bench/tcpka_hold_sockets
 [[ -x $load && -x $tcpka ]] || { echo "build first (cmake --build build)" >&2; exit 1; }
 agent_log=$(mktemp)
 ip netns add "$ns"
@@ -47,7 +47,7 @@ for n in $counts; do
     mkfifo "$fifo"
     # nsenter itself, not the in_ns function: a function in the background
     # runs in a subshell, and $! would name the subshell, not the load.
-    nsenter --net=/run/netns/"$ns" "$load" "$c" 1000 > "$fifo" &
+    nsenter --net=/run/netns/"$ns" "$load" --keepalive --spread-ms 1000 "$c" > "$fifo" &
     holders+=($!)
     pids+=($!)
     read -r line < "$fifo"

@@ -19,7 +19,6 @@
 //     sends a probe about every second and its peer answers it. Prints "ready"
 //     and waits for SIGTERM or SIGINT. Uses 3N open files (20,000 per process
 //     allowed: N at most 6,000 or so).
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -38,6 +37,8 @@
 #include <thread>
 #include <vector>
 
+#include "bench_net.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -49,16 +50,16 @@ using Clock = std::chrono::steady_clock;
 
 // A listener on 127.0.0.1 with a port the kernel picks, returned in *addr.
 int listen_any(int backlog, sockaddr_in* addr) {
-  const int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (l < 0) die("socket");
-  *addr = sockaddr_in{};
-  addr->sin_family = AF_INET;
-  addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(*addr);
-  if (bind(l, reinterpret_cast<sockaddr*>(addr), len) != 0) die("bind");
-  if (listen(l, backlog) != 0) die("listen");
-  if (getsockname(l, reinterpret_cast<sockaddr*>(addr), &len) != 0) die("getsockname");
+  const int l = bench::listen_loopback(backlog, addr, SOCK_CLOEXEC);
+  if (l < 0) die("listen");
   return l;
+}
+
+// One loopback connection to l: the client end in *c, the server end in *s.
+void connect_pair(int l, const sockaddr_in& addr, int* c, int* s, bool keepalive = false) {
+  if (!bench::connect_pair(l, addr, c, s, {.keepalive = keepalive, .type_flags = SOCK_CLOEXEC})) {
+    die("connect");
+  }
 }
 
 int connect_to(const sockaddr_in& a) {
@@ -104,9 +105,9 @@ int rr(int seconds, int conns) {
   const int l = listen_any(conns, &addr);
   std::vector<int> cli, srv;
   for (int i = 0; i < conns; ++i) {
-    cli.push_back(connect_to(addr));
-    const int s = accept4(l, nullptr, nullptr, SOCK_CLOEXEC);
-    if (s < 0) die("accept");
+    int c, s;
+    connect_pair(l, addr, &c, &s);
+    cli.push_back(c);
     srv.push_back(s);
   }
   close(l);
@@ -242,40 +243,19 @@ int churn(int seconds, int threads) {
 
 // --- ports ------------------------------------------------------------------
 
-void keepalive(int fd) {
-  set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1, "SO_KEEPALIVE");
-  set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, 1, "TCP_KEEPIDLE");
-  set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, 1, "TCP_KEEPINTVL");
-  set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, 100, "TCP_KEEPCNT");
-}
-
 int ports(int n) {
   // Signals blocked before any socket exists: SIGTERM during set-up still
-  // ends us through sigwait below, never half-way by default action.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigprocmask(SIG_BLOCK, &set, nullptr);
-  std::vector<int> fds;
-  fds.reserve(static_cast<size_t>(n) * 3);
+  // ends us through the wait below, never half-way by default action.
+  const sigset_t stop = bench::block_stop_signals();
   for (int i = 0; i < n; ++i) {
     sockaddr_in addr;
     // A non-zero backlog: accepted sockets inherit it and count as inbound.
     const int l = listen_any(4, &addr);
-    const int c = connect_to(addr);
-    keepalive(c);
-    const int s = accept4(l, nullptr, nullptr, SOCK_CLOEXEC);
-    if (s < 0) die("accept");
-    keepalive(s);
-    fds.push_back(l);
-    fds.push_back(c);
-    fds.push_back(s);
+    int c, s;  // all three held open until the process exits
+    connect_pair(l, addr, &c, &s, /*keepalive=*/true);
   }
-  std::printf("ready\n");
-  std::fflush(stdout);
-  int sig;
-  sigwait(&set, &sig);
+  bench::print_ready();
+  bench::wait_signal(stop);
   return 0;
 }
 

@@ -11,7 +11,6 @@
 // usage: storm SECONDS PINGPONG CHURN
 // Sets everything up, prints "ready", starts on SIGUSR1, runs SECONDS, prints
 // "done exchanges=E churned=C", then waits for SIGTERM or SIGINT to exit.
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -30,38 +29,19 @@
 #include <thread>
 #include <vector>
 
+#include "bench_net.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-int listener(sockaddr_in& a) {
-  const int l = socket(AF_INET, SOCK_STREAM, 0);
-  a = {};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  if (l < 0 || bind(l, reinterpret_cast<sockaddr*>(&a), len) || listen(l, 4096) ||
-      getsockname(l, reinterpret_cast<sockaddr*>(&a), &len)) {
+int listener(sockaddr_in* a) {
+  const int l = bench::listen_loopback(4096, a);
+  if (l < 0) {
     std::perror("listen");
     std::exit(1);
   }
   return l;
-}
-
-// Blocking connect + accept of one loopback connection; false on failure.
-bool connect_pair(int l, const sockaddr_in& a, int& c, int& s) {
-  c = socket(AF_INET, SOCK_STREAM, 0);
-  if (c < 0) return false;
-  if (connect(c, reinterpret_cast<const sockaddr*>(&a), sizeof(a)) != 0) {
-    close(c);
-    return false;
-  }
-  s = accept(l, nullptr, nullptr);
-  if (s < 0) {
-    close(c);
-    return false;
-  }
-  return true;
 }
 
 void churn(int l, sockaddr_in a, int rate, Clock::time_point end, std::atomic<long>& done) {
@@ -72,7 +52,7 @@ void churn(int l, sockaddr_in a, int rate, Clock::time_point end, std::atomic<lo
     next += step;
     std::this_thread::sleep_until(next);
     int c, s;
-    if (!connect_pair(l, a, c, s)) {  // ports exhausted: back off briefly
+    if (!bench::connect_pair(l, a, &c, &s)) {  // ports exhausted: back off briefly
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
       next = Clock::now();
       continue;
@@ -102,22 +82,17 @@ int main(int argc, char** argv) {
   const int seconds = std::atoi(argv[1]);
   const int npp = std::atoi(argv[2]);
   const int rate = std::atoi(argv[3]);
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGUSR1);
-  sigprocmask(SIG_BLOCK, &set, nullptr);  // threads inherit the mask
+  sigset_t set = bench::block_stop_signals({SIGUSR1});  // threads inherit the mask
 
   sockaddr_in pa, ca;
-  const int pl = listener(pa);
-  const int cl = listener(ca);
+  const int pl = listener(&pa);
+  const int cl = listener(&ca);
   // Ping-pong pairs: index i has client fds[2i] and server fds[2i+1].
   std::vector<int> fds;
   const int ep = epoll_create1(0);
   for (int i = 0; i < npp; ++i) {
     int c, s;
-    if (!connect_pair(pl, pa, c, s)) {
+    if (!bench::connect_pair(pl, pa, &c, &s)) {
       std::perror("connect");
       return 1;
     }
@@ -130,11 +105,8 @@ int main(int argc, char** argv) {
       fds.push_back(fd);
     }
   }
-  std::printf("ready\n");
-  std::fflush(stdout);
-  int sig;
-  sigwait(&set, &sig);
-  if (sig != SIGUSR1) return 0;
+  bench::print_ready();
+  if (bench::wait_signal(set) != SIGUSR1) return 0;
 
   const auto end = Clock::now() + std::chrono::seconds(seconds);
   std::atomic<long> churned{0};
@@ -178,6 +150,6 @@ int main(int argc, char** argv) {
   std::printf("done exchanges=%ld churned=%ld\n", exchanges, churned.load());
   std::fflush(stdout);
   sigdelset(&set, SIGUSR1);
-  sigwait(&set, &sig);
+  bench::wait_signal(set);
   return 0;
 }

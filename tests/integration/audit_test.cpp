@@ -4,10 +4,8 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,8 +20,6 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-constexpr unsigned long kBpfFsMagic = 0xcafe4a11;
 
 // A child process named "tka-leaky" that accepts connections and never
 // closes them until told to: the classic CLOSE_WAIT leak.
@@ -94,17 +90,13 @@ class AuditTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_EQ(geteuid(), 0u) << "integration tests need root";
-    struct statfs fs {};
     // The agent shares its state map with `tcpka audit` through bpffs.
-    if (statfs("/sys/fs/bpf", &fs) != 0 || fs.f_type != kBpfFsMagic) {
-      ASSERT_EQ(mount("bpf", "/sys/fs/bpf", "bpf", 0, nullptr), 0);
-      mounted_bpffs_ = true;
-    }
+    bpffs_.emplace();
     netns_ = std::make_unique<TestNetns>();
   }
   void TearDown() override {
     netns_.reset();
-    if (mounted_bpffs_) umount("/sys/fs/bpf");
+    bpffs_.reset();
   }
   std::string audit(const std::string& args) {
     std::string out;
@@ -112,7 +104,7 @@ class AuditTest : public ::testing::Test {
     return out;
   }
 
-  bool mounted_bpffs_ = false;
+  std::optional<BpffsMount> bpffs_;
   std::unique_ptr<TestNetns> netns_;
 };
 

@@ -3,13 +3,16 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -578,6 +581,17 @@ std::vector<uint32_t> sockops_program_ids(const std::string& cgroup_abs) {
   }
   close(cg);
   return out;
+}
+
+BpffsMount::BpffsMount() {
+  struct statfs fs {};
+  if (statfs("/sys/fs/bpf", &fs) == 0 && fs.f_type == BPF_FS_MAGIC) return;
+  if (mount("bpf", "/sys/fs/bpf", "bpf", 0, nullptr) != 0) die("mount bpffs on /sys/fs/bpf");
+  mounted_ = true;
+}
+
+BpffsMount::~BpffsMount() {
+  if (mounted_) umount("/sys/fs/bpf");
 }
 
 int sockops_programs(const std::string& cgroup_abs) {

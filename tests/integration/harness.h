@@ -62,6 +62,20 @@ class TestCgroup {
   bool removed_ = false;
 };
 
+// bpffs on /sys/fs/bpf, where the agent pins, for the object's lifetime:
+// mounted when the host has none there, and then unmounted on destruction.
+// A bpffs the host already has is left alone.
+class BpffsMount {
+ public:
+  BpffsMount();
+  ~BpffsMount();
+  BpffsMount(const BpffsMount&) = delete;
+  BpffsMount& operator=(const BpffsMount&) = delete;
+
+ private:
+  bool mounted_ = false;
+};
+
 // Number of tka_sockops programs attached directly to a cgroup directory.
 int sockops_programs(const std::string& cgroup_abs);
 // Program ids of those, for checking that one was replaced in place.

@@ -12,11 +12,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,7 +35,6 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using Labels = std::map<std::string, std::string>;
 
-constexpr unsigned long kBpfFsMagic = 0xcafe4a11;
 constexpr const char* kPinDir = "/sys/fs/bpf/tcpka";
 constexpr const char* kStatePin = "/sys/fs/bpf/tcpka/sockstate";
 constexpr const char* kProbes = "tcpka_keepalive_probes_sent_total";
@@ -100,12 +97,8 @@ class LifecycleTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_EQ(geteuid(), 0u) << "integration tests need root";
-    struct statfs fs {};
     // Pins live in bpffs; the test mounts it where the host has not.
-    if (statfs("/sys/fs/bpf", &fs) != 0 || fs.f_type != kBpfFsMagic) {
-      ASSERT_EQ(mount("bpf", "/sys/fs/bpf", "bpf", 0, nullptr), 0) << strerror(errno);
-      mounted_bpffs_ = true;
-    }
+    bpffs_.emplace();
     ASSERT_TRUE(eventually([] { return count_our_programs() == 0; }, seconds(5)))
         << "programs of an earlier run are still loaded";
     ASSERT_FALSE(exists(kStatePin)) << "a state pin of an earlier run is left: " << kStatePin;
@@ -119,7 +112,7 @@ class LifecycleTest : public ::testing::Test {
     rmdir(kPinDir);
     cgroup_.reset();
     netns_.reset();
-    if (mounted_bpffs_) umount("/sys/fs/bpf");
+    bpffs_.reset();
   }
   std::vector<std::string> policy_args() {
     return {"--keepalive-cgroup", cgroup_->abs(),
@@ -140,7 +133,7 @@ class LifecycleTest : public ::testing::Test {
     return metric(body, name, l);
   }
 
-  bool mounted_bpffs_ = false;
+  std::optional<BpffsMount> bpffs_;
   std::unique_ptr<TestNetns> netns_;
   std::unique_ptr<TestCgroup> cgroup_;
   std::unique_ptr<Agent> agent_;

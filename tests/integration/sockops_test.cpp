@@ -6,10 +6,8 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -22,8 +20,6 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-constexpr unsigned long kBpfFsMagic = 0xcafe4a11;
 
 class SockopsTest : public ::testing::Test {
  protected:
@@ -245,12 +241,7 @@ TEST_F(SockopsTest, SigtermAndCrashesNeverLeaveZeroOrTwoCopies) {
 }
 
 TEST_F(SockopsTest, PersistSurvivesRestartsAndRemoveCleans) {
-  struct statfs fs {};
-  bool mounted_here = false;
-  if (statfs("/sys/fs/bpf", &fs) != 0 || fs.f_type != kBpfFsMagic) {
-    ASSERT_EQ(mount("bpf", "/sys/fs/bpf", "bpf", 0, nullptr), 0) << strerror(errno);
-    mounted_here = true;
-  }
+  BpffsMount bpffs;  // the policy is pinned there
   const std::string cg = target_->abs();
   auto args = policy_args(7, 3, 4);
   args.push_back("--keepalive-persist");
@@ -300,16 +291,10 @@ TEST_F(SockopsTest, PersistSurvivesRestartsAndRemoveCleans) {
                  &st),
             0)
       << "the pin is gone";
-  if (mounted_here) umount("/sys/fs/bpf");
 }
 
 TEST_F(SockopsTest, SecondAgentCannotTakeARunningAgentsPolicy) {
-  struct statfs fs {};
-  bool mounted_here = false;
-  if (statfs("/sys/fs/bpf", &fs) != 0 || fs.f_type != kBpfFsMagic) {
-    ASSERT_EQ(mount("bpf", "/sys/fs/bpf", "bpf", 0, nullptr), 0) << strerror(errno);
-    mounted_here = true;
-  }
+  BpffsMount bpffs;  // the policy is pinned there
   auto args = policy_args(7, 3, 4);
   args.push_back("--keepalive-persist");
   start_agent(args);
@@ -330,7 +315,6 @@ TEST_F(SockopsTest, SecondAgentCannotTakeARunningAgentsPolicy) {
   ASSERT_EQ(sh(agent_binary() + " keepalive remove --cgroup " + target_->abs()), 0);
   EXPECT_EQ(metric_of("tcpka_bpf_program_attached", {{"program", "tka_sockops"}}), 0);
   agent_.reset();
-  if (mounted_here) umount("/sys/fs/bpf");
 }
 
 TEST_F(SockopsTest, SighupChangesValuesWithoutReattaching) {

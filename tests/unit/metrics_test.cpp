@@ -57,16 +57,13 @@ class MetricsTest : public ::testing::Test {
   }
 
   std::string render() {
-    MetricsCollector c(
-        agg_, info_,
-        MetricSources{[] {
-          return std::vector<ProgramState>{{"tka_timer_entry", "tp_btf/timer_expire_entry", true},
-                                           {"tka_destroy", "tp_btf/tcp_destroy_sock", false}};
-        },
-        [] {
-          return std::array<uint64_t, TKA_DROP__COUNT>{17, 5};
-        }, {}, {}, {}, {}},
-        counters_);
+    MetricSources sources;
+    sources.programs = [] {
+      return std::vector<ProgramState>{{"tka_timer_entry", "tp_btf/timer_expire_entry", true},
+                                       {"tka_destroy", "tp_btf/tcp_destroy_sock", false}};
+    };
+    sources.drops = [] { return std::array<uint64_t, TKA_DROP__COUNT>{17, 5}; };
+    MetricsCollector c(agg_, info_, std::move(sources), counters_);
     return render_metrics(c);
   }
 
@@ -173,12 +170,7 @@ TEST_F(MetricsTest, UntrackedSocketsAndLargeCounts) {
   for (int i = 0; i < 1234567; ++i) {
     agg.add(make_event(EventKind::kProbe, Direction::kInbound, 22, 1), "/ssh");
   }
-  MetricsCollector c(
-      agg, info_, MetricSources{[] { return std::vector<ProgramState>{}; },
-      [] {
-        return std::array<uint64_t, TKA_DROP__COUNT>{0, 0};
-      }, {}, {}, {}, {}},
-      counters_);
+  MetricsCollector c(agg, info_, MetricSources{}, counters_);
   const std::string out = render_metrics(c);
   EXPECT_THAT(out, HasSubstr("\ntcpka_tracked_sockets 1\n"));
   EXPECT_THAT(out, HasSubstr("\ntcpka_untracked_sockets_total 2\n"));
@@ -206,11 +198,9 @@ TEST_F(MetricsTest, KeepalivePolicyFamiliesPerCgroup) {
   pol.counts[TKA_SO_KEPT_OUT] = 2;
   pol.counts[TKA_SO_ERR_INTVL] = 1;
   pol.state = ProgramState{"tka_sockops", "sockops:/app", true};
-  MetricsCollector c(agg_, info_,
-                     MetricSources{[] { return std::vector<ProgramState>{}; },
-                                   [] { return std::array<uint64_t, TKA_DROP__COUNT>{0, 0}; },
-                                   [pol] { return std::vector<PolicySet::Stats>{pol}; }, {}, {}, {}},
-                     counters_);
+  MetricsCollector c(
+      agg_, info_, MetricSources{.policies = [pol] { return std::vector<PolicySet::Stats>{pol}; }},
+      counters_);
   const std::string out = render_metrics(c);
   EXPECT_THAT(out, HasSubstr("# TYPE tcpka_sockops_keepalive_applied_total counter\n"));
   EXPECT_THAT(out, HasSubstr("tcpka_sockops_keepalive_applied_total{cgroup=\"/app\",direction="
@@ -235,11 +225,7 @@ TEST_F(MetricsTest, PodLabelsOnlyForPodCgroups) {
     if (cg == "/kubepods/pod-a") return PodLabels{"shop", "web-1", "nginx"};
     return std::nullopt;
   };
-  MetricsCollector c(agg, info_,
-                     MetricSources{[] { return std::vector<ProgramState>{}; },
-                                   [] { return std::array<uint64_t, TKA_DROP__COUNT>{0, 0}; },
-                                   {}, {}, {}, labeler},
-                     counters_);
+  MetricsCollector c(agg, info_, MetricSources{.pod_labels = labeler}, counters_);
   const std::string out = render_metrics(c);
   EXPECT_THAT(out, HasSubstr("tcpka_keepalive_probes_sent_total{cgroup=\"/kubepods/pod-a\","
                              "direction=\"inbound\",port=\"8080\",container=\"nginx\","
@@ -255,12 +241,7 @@ TEST_F(MetricsTest, NoPolicyFamiliesWithoutPolicies) {
 TEST_F(MetricsTest, EscapesLabelValues) {
   Aggregator agg(10, 10);
   agg.add(make_event(EventKind::kProbe, Direction::kInbound, 1, 2), "/we\"ird\\path");
-  MetricsCollector c(
-      agg, info_, MetricSources{[] { return std::vector<ProgramState>{}; },
-      [] {
-        return std::array<uint64_t, TKA_DROP__COUNT>{0, 0};
-      }, {}, {}, {}, {}},
-      counters_);
+  MetricsCollector c(agg, info_, MetricSources{}, counters_);
   EXPECT_THAT(render_metrics(c), HasSubstr("cgroup=\"/we\\\"ird\\\\path\""));
 }
 
@@ -356,11 +337,9 @@ TEST(Exposition, LabelValuesThatAreNotUtf8BecomeReplacementCharacters) {
   auto plan = plan_for(testing_fixtures::all_features(), Backend::kAuto);
   ASSERT_TRUE(plan.ok()) << plan.error();
   AgentCounters counters;
-  MetricsCollector c(agg, AgentInfo{"1", "r", *plan},
-                     MetricSources{[] { return std::vector<ProgramState>{}; },
-                                   [] { return std::array<uint64_t, TKA_DROP__COUNT>{0, 0}; },
-                                   [pol] { return std::vector<PolicySet::Stats>{pol}; }, {}, {}, {}},
-                     counters);
+  MetricsCollector c(
+      agg, AgentInfo{"1", "r", *plan},
+      MetricSources{.policies = [pol] { return std::vector<PolicySet::Stats>{pol}; }}, counters);
   const std::string out = render_metrics(c);
   EXPECT_THAT(out, HasSubstr("cgroup=\"/bad\xEF\xBF\xBD\xEF\xBF\xBD/caf\xc3\xa9\""));
   EXPECT_THAT(out, HasSubstr("cgroup=\"/pol\xEF\xBF\xBD\""));

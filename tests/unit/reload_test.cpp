@@ -207,14 +207,7 @@ TEST(StartTimeTest, StartAndReloadMetricsExported) {
   AgentCounters counters;
   auto plan = plan_for(all_features(), Backend::kAuto);
   ASSERT_TRUE(plan.ok());
-  MetricsCollector c(agg, AgentInfo{"1", "r", *plan, 1700000000.5},
-                     MetricSources{[] { return std::vector<ProgramState>{}; },
-                                   [] { return std::array<uint64_t, TKA_DROP__COUNT>{}; },
-                                   {},
-                                   {},
-                                   {},
-                                   {}},
-                     counters);
+  MetricsCollector c(agg, AgentInfo{"1", "r", *plan, 1700000000.5}, MetricSources{}, counters);
   counters.reload_success_time = 1700000100;
   std::string out = render_metrics(c);
   EXPECT_THAT(out, HasSubstr("# TYPE process_start_time_seconds gauge\n"
