@@ -3,7 +3,7 @@
 # Sets: tcpka, ns, pids (append your own background pids to have them ended).
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
-tcpka=build/agent/tcpka
+tcpka=${TCPKA:-build/agent/tcpka}  # TCPKA: another build to compare
 ns=tka-bench-$$
 pids=()
 bench_cleanup() {
