@@ -15,7 +15,7 @@ void Aggregator::set_max_series(uint32_t max_series) {
 }
 
 void Aggregator::forget_series() {
-  for (auto& [key, t] : sockets_) t.series = nullptr;
+  for (auto& e : sockets_) e.value.series = nullptr;
 }
 
 SeriesKey Aggregator::key_for(const Event& e, const std::string& cgroup) {
@@ -44,14 +44,14 @@ void Aggregator::add(const Event& e, const std::function<std::string(uint64_t)>&
     sockets_.erase(e.sock);
     return;
   }
-  auto it = sockets_.find(e.sock);
-  Tracked* sock = it == sockets_.end() ? nullptr : &it->second;
+  auto* entry = sockets_.find(e.sock);
+  Tracked* sock = entry ? &entry->value : nullptr;
   // The labels of a socket's series (direction, service port, cgroup) do
   // not change while it lives; only its cgroup id can (a process moved).
   if (cached && sock && sock->series && sock->cgroup_id == e.cgroup_id &&
       sock->stats.direction == e.direction) {
     if (sock->folded) ++overflowed_;
-    count(e, *sock->series, sock, it);
+    count(e, *sock->series, entry);
     return;
   }
   const std::string cgroup = cgroup_of(e.cgroup_id);
@@ -60,8 +60,8 @@ void Aggregator::add(const Event& e, const std::function<std::string(uint64_t)>&
   SeriesCounts& counts = series_[std::move(key)];
   if (!sock) {
     if (sockets_.size() < max_sockets_) {
-      it = sockets_.emplace(e.sock, Tracked{}).first;
-      sock = &it->second;
+      entry = sockets_.emplace(e.sock);
+      sock = &entry->value;
     } else {
       ++untracked_;
     }
@@ -75,12 +75,11 @@ void Aggregator::add(const Event& e, const std::function<std::string(uint64_t)>&
     sock->cgroup_id = e.cgroup_id;
     sock->folded = folded;
   }
-  count(e, counts, sock, it);
+  count(e, counts, entry);
 }
 
-void Aggregator::count(const Event& e, SeriesCounts& counts, Tracked* t,
-                       std::unordered_map<SocketKey, Tracked, SocketKeyHash>::iterator it) {
-  SocketStats* sock = t ? &t->stats : nullptr;
+void Aggregator::count(const Event& e, SeriesCounts& counts, SocketTable<Tracked>::Entry* entry) {
+  SocketStats* sock = entry ? &entry->value.stats : nullptr;
   if (sock) {
     if (e.cookie) sock->cookie = e.cookie;
     sock->last_ts_ns = e.ts_ns;
@@ -105,7 +104,7 @@ void Aggregator::count(const Event& e, SeriesCounts& counts, Tracked* t,
       // socket the kernel could not track gets no gone event: drop it now.
       if (sock) {
         ++sock->kills;
-        if (!e.gone_follows) sockets_.erase(it);
+        if (!e.gone_follows) sockets_.erase(entry);
       }
       break;
     case EventKind::kGone:
@@ -141,9 +140,7 @@ size_t Aggregator::remove_cgroups(const std::function<bool(const std::string&)>&
       ++it;
     }
   }
-  for (auto it = sockets_.begin(); it != sockets_.end();) {
-    it = is_dead(it->second.stats.cgroup) ? sockets_.erase(it) : std::next(it);
-  }
+  sockets_.erase_if([&](const auto& e) { return is_dead(e.value.stats.cgroup); });
   // Removed series took their nodes with them: no cached pointer may remain.
   if (removed) forget_series();
   return removed;
@@ -155,24 +152,17 @@ size_t Aggregator::sweep(uint64_t scan_start_ns,
   if (sockets_.empty()) return 0;
   const uint64_t gen = ++sweeps_;
   for_each_live([&](const SocketKey& key) {
-    if (auto it = sockets_.find(key); it != sockets_.end()) it->second.swept = gen;
+    if (auto* e = sockets_.find(key)) e->value.swept = gen;
   });
-  size_t removed = 0;
-  for (auto it = sockets_.begin(); it != sockets_.end();) {
-    // An event after the scan began may be of a socket the scan missed.
-    if (it->second.swept != gen && it->second.stats.last_ts_ns < scan_start_ns) {
-      it = sockets_.erase(it);
-      ++removed;
-    } else {
-      ++it;
-    }
-  }
-  return removed;
+  // An event after the scan began may be of a socket the scan missed.
+  return sockets_.erase_if([&](const auto& e) {
+    return e.value.swept != gen && e.value.stats.last_ts_ns < scan_start_ns;
+  });
 }
 
 std::optional<SocketStats> Aggregator::socket(const SocketKey& key) const {
   std::lock_guard lock(mu_);
-  if (auto it = sockets_.find(key); it != sockets_.end()) return it->second.stats;
+  if (auto* e = sockets_.find(key)) return e->value.stats;
   return std::nullopt;
 }
 

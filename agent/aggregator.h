@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "event.h"
+#include "socket_table.h"
 
 namespace tcpka {
 
@@ -93,15 +94,14 @@ class Aggregator {
     uint64_t swept = 0;              // the last sweep that saw it
   };
   void add(const Event& e, const std::function<std::string(uint64_t)>& cgroup_of, bool cached);
-  void count(const Event& e, SeriesCounts& counts, Tracked* sock,
-             std::unordered_map<SocketKey, Tracked, SocketKeyHash>::iterator it);
+  void count(const Event& e, SeriesCounts& counts, SocketTable<Tracked>::Entry* sock);
   void forget_series();  // drops every socket's cached series
 
   uint32_t max_series_;
   const size_t max_sockets_;
   mutable std::mutex mu_;
   std::map<SeriesKey, SeriesCounts> series_;
-  std::unordered_map<SocketKey, Tracked, SocketKeyHash> sockets_;
+  SocketTable<Tracked> sockets_;
   uint64_t overflowed_ = 0;
   uint64_t untracked_ = 0;
   uint64_t sweeps_ = 0;
