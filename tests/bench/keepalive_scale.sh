@@ -39,22 +39,7 @@ printf '%s\n' "nproc=$(nproc) kernel=$(uname -r) window=${window}s agent flags: 
 printf '| probing sockets | agent CPU (%% of one core) | CPU per 1k sockets | RSS | peak RSS | memory target (30 MB + 1 KB/socket) | probes counted/s | dropped |\n'
 printf '|---|---|---|---|---|---|---|---|\n'
 for n in $counts; do
-  holders=()
-  conns=$((n / 2))
-  while ((conns > 0)); do
-    c=$((conns < 9000 ? conns : 9000))
-    fifo=$(mktemp -u)
-    mkfifo "$fifo"
-    # nsenter itself, not the in_ns function: a function in the background
-    # runs in a subshell, and $! would name the subshell, not the load.
-    nsenter --net=/run/netns/"$ns" "$load" --keepalive --spread-ms 1000 "$c" > "$fifo" &
-    holders+=($!)
-    pids+=($!)
-    read -r line < "$fifo"
-    rm -f "$fifo"
-    [[ $line == ready ]] || { echo "keepalive load failed" >&2; exit 1; }
-    conns=$((conns - c))
-  done
+  bench_start_holders "$n" --keepalive --spread-ms 1000
   # shellcheck disable=SC2086
   start_agent ${AGENT_FLAGS:-}
   # Every socket probes once a second: wait until the agent tracks them all.

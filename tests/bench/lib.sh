@@ -13,17 +13,31 @@ bench_cleanup() {
 }
 trap bench_cleanup EXIT
 
-# bench_hold_sockets SOCKETS: SOCKETS/2 connections in $ns, spread over holder
-# processes of at most 9,000 connections each (20,000 open files per process).
+# bench_hold_sockets SOCKETS: creates $ns with loopback up, and SOCKETS/2
+# connections in it (bench_start_holders).
 bench_hold_sockets() {
-  local conns=$(($1 / 2)) n line fifo
   ip netns add "$ns"
   ip -n "$ns" link set lo up
+  bench_start_holders "$1"
+}
+
+# bench_start_holders SOCKETS [tcpka_hold_sockets OPTIONS...]: SOCKETS/2
+# connections in $ns, spread over holder processes of at most 9,000
+# connections each (20,000 open files per process); waits until each is
+# ready. Sets holders to their pids (also added to pids).
+holders=()
+bench_start_holders() {
+  local conns=$(($1 / 2)) n line fifo
+  shift
+  holders=()
   fifo=$(mktemp -u)
   mkfifo "$fifo"
   while ((conns > 0)); do
     n=$((conns < 9000 ? conns : 9000))
-    nsenter --net=/run/netns/"$ns" build/tests/bench/tcpka_hold_sockets "$n" > "$fifo" &
+    # nsenter itself, not in_ns: a function in the background runs in a
+    # subshell, and $! would name the subshell, not the holder.
+    nsenter --net=/run/netns/"$ns" build/tests/bench/tcpka_hold_sockets "$@" "$n" > "$fifo" &
+    holders+=($!)
     pids+=($!)
     read -r line < "$fifo"
     [[ $line == ready ]] || { echo "holder failed" >&2; exit 1; }
