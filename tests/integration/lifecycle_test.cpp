@@ -312,7 +312,9 @@ TEST_F(LifecycleTest, SighupAppliesTheFileKeepsCountersAndRefusesABadFileWhole) 
   for (const Conn* c : {&probing, &folded, &still}) set_keepalive_off(c->server);
   const uint64_t kernel = tcpext("TCPKeepAlive");
   eventually([&] { return value(kProbes) == static_cast<double>(kernel); }, seconds(5));
-  EXPECT_EQ(value(kProbes), static_cast<double>(kernel)) << "TcpExtTCPKeepAlive disagrees";
+  EXPECT_EQ(value(kProbes), static_cast<double>(kernel))
+      << "TcpExtTCPKeepAlive disagrees; every series and drop counter:\n"
+      << agent_->metrics();
 
   // A fixed file is applied again.
   file.write(config(300, 10000, 1024));
