@@ -297,7 +297,7 @@ int BPF_PROG(tka_timer_exit, struct timer_list *timer)
 
 	/* Probes are the bulk of the events: no wake-up per probe (each one an
 	 * irq_work, ~12 us under a burst). The agent drains the ring at least
-	 * every second; past a quarter full the reader is woken at once.
+	 * every 250 ms; past a quarter full the reader is woken at once.
 	 */
 	struct tka_event *e = bpf_ringbuf_reserve(&tka_events, sizeof(*e), 0);
 
