@@ -1,0 +1,43 @@
+// The probe witness of probe_witness.bpf.c, loaded and attached for the
+// object's lifetime: an oracle for the integration tests and benchmarks.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+
+#include "probe_witness.skel.h"
+
+namespace tcpka::test {
+
+class ProbeWitness {
+ public:
+  // Counts for the sockets of the network namespace with inode netns_inum
+  // (0: every namespace). Throws when it cannot load or attach.
+  explicit ProbeWitness(uint32_t netns_inum) {
+    skel_ = probe_witness_bpf__open();
+    if (!skel_) throw std::runtime_error("probe witness: open failed");
+    skel_->rodata->netns_inum = netns_inum;
+    if (probe_witness_bpf__load(skel_) != 0 || probe_witness_bpf__attach(skel_) != 0) {
+      probe_witness_bpf__destroy(skel_);
+      throw std::runtime_error("probe witness: load or attach failed");
+    }
+  }
+  ~ProbeWitness() { probe_witness_bpf__destroy(skel_); }
+  ProbeWitness(const ProbeWitness&) = delete;
+  ProbeWitness& operator=(const ProbeWitness&) = delete;
+
+  // Probes sent by the keepalive-timer callbacks BPF was shown, by the
+  // kernel's own count (TcpExtTCPKeepAlive): equal to that counter's rise
+  // unless some callbacks reached no BPF program.
+  uint64_t probes() const { return load(skel_->bss->probes); }
+  // tcp_keepalive_timer expiries as tp_btf, raw_tp and a classic tracepoint saw them.
+  uint64_t expiries_tp_btf() const { return load(skel_->bss->expiries_tp_btf); }
+  uint64_t expiries_raw_tp() const { return load(skel_->bss->expiries_raw_tp); }
+  uint64_t expiries_tracepoint() const { return load(skel_->bss->expiries_tracepoint); }
+
+ private:
+  static uint64_t load(const uint64_t& v) { return __atomic_load_n(&v, __ATOMIC_RELAXED); }
+  probe_witness_bpf* skel_ = nullptr;
+};
+
+}  // namespace tcpka::test
