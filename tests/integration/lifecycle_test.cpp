@@ -26,6 +26,7 @@
 #include <thread>
 
 #include "harness.h"
+#include "probe_witness.h"
 #include "temp_file.h"
 
 namespace tcpka::test {
@@ -111,7 +112,9 @@ class LifecycleTest : public ::testing::Test {
     unlink(kStatePin);
     rmdir(kPinDir);
     cgroup_.reset();
+    witness_.reset();
     netns_.reset();
+    awake_.reset();
     bpffs_.reset();
   }
   std::vector<std::string> policy_args() {
@@ -133,8 +136,36 @@ class LifecycleTest : public ::testing::Test {
     return metric(body, name, l);
   }
 
+  // For the tests that compare probe counts exactly: CPUs kept out of idle,
+  // and the probes of the test's namespace sent by the keepalive-timer
+  // callbacks BPF is shown (ProbeWitness), the oracle the agent must equal
+  // exactly: TcpExtTCPKeepAlive also counts the probes of callbacks no BPF
+  // program ran for (a kernel gap, see CpusAwake).
+  void watch_probes() {
+    awake_.emplace();
+    witness_.emplace(netns_->inode());
+  }
+  // The probes the witness saw since `shown_before`, checked against the
+  // kernel's rise since `kernel_before`; a gap is printed, not failed.
+  uint64_t shown_probes(uint64_t shown_before, uint64_t kernel_before) {
+    const uint64_t shown = witness_->probes() - shown_before;
+    const uint64_t kernel = tcpext("TCPKeepAlive") - kernel_before;
+    EXPECT_LE(shown, kernel) << "the witness counted more probes than the kernel";
+    if (shown < kernel) {
+      std::printf("[ NOTE     ] kernel gap: %llu of %llu probes were sent by callbacks no BPF "
+                  "program ran for\n",
+                  static_cast<unsigned long long>(kernel - shown),
+                  static_cast<unsigned long long>(kernel));
+    }
+    return shown;
+  }
+
   std::optional<BpffsMount> bpffs_;
+  // Held by the tests that compare probe counts exactly (see CpusAwake and
+  // watch_probes()).
+  std::optional<CpusAwake> awake_;
   std::unique_ptr<TestNetns> netns_;
+  std::optional<ProbeWitness> witness_;
   std::unique_ptr<TestCgroup> cgroup_;
   std::unique_ptr<Agent> agent_;
 };
@@ -207,6 +238,7 @@ TEST_F(LifecycleTest, TenSigkillsAndRestartsNeverStackOrOrphanPrograms) {
 }
 
 TEST_F(LifecycleTest, SighupAppliesTheFileKeepsCountersAndRefusesABadFileWhole) {
+  watch_probes();
   ConfigFile file;
   auto config = [&](int idle_threshold, int max_series, int max_sockets) {
     return "[run]\naudit-interval = 1\nidle-threshold = " + std::to_string(idle_threshold) +
@@ -307,13 +339,14 @@ TEST_F(LifecycleTest, SighupAppliesTheFileKeepsCountersAndRefusesABadFileWhole) 
   cgroup_->leave();
   EXPECT_EQ(get_keepalive(still.client).cnt, 2) << "the policy as reloaded, not as the bad file";
 
-  // Every probe the kernel sent in this namespace was counted, across the reloads.
+  // Every probe sent in this namespace was counted, across the reloads (all
+  // that BPF was shown: see watch_probes()).
   for (const Conn* c : {&probing, &folded, &still}) set_keepalive_off(c->client);
   for (const Conn* c : {&probing, &folded, &still}) set_keepalive_off(c->server);
-  const uint64_t kernel = tcpext("TCPKeepAlive");
-  eventually([&] { return value(kProbes) == static_cast<double>(kernel); }, seconds(5));
-  EXPECT_EQ(value(kProbes), static_cast<double>(kernel))
-      << "TcpExtTCPKeepAlive disagrees; every series and drop counter:\n"
+  const uint64_t shown = shown_probes(0, 0);
+  eventually([&] { return value(kProbes) == static_cast<double>(shown); }, seconds(5));
+  EXPECT_EQ(value(kProbes), static_cast<double>(shown))
+      << "the probes BPF was shown disagree; every series and drop counter:\n"
       << agent_->metrics();
 
   // A fixed file is applied again.
@@ -328,6 +361,7 @@ TEST_F(LifecycleTest, SighupAppliesTheFileKeepsCountersAndRefusesABadFileWhole) 
 // --- Item 5: maps and buffers full --------------------------------------------
 
 TEST_F(LifecycleTest, TinyRingsAndSocketTableCountEveryLossKeepServingAndRecover) {
+  watch_probes();
   constexpr int kSockets = 1500;
   rlimit nofile{};
   getrlimit(RLIMIT_NOFILE, &nofile);
@@ -378,11 +412,12 @@ TEST_F(LifecycleTest, TinyRingsAndSocketTableCountEveryLossKeepServingAndRecover
   auto nft = std::make_unique<Nft>();
   nft->drop_sport(l.port);
   const uint64_t kernel_before = tcpext("TCPKeepAlive");
+  const uint64_t shown_before = witness_->probes();
   for (auto& c : conns) set_keepalive(c.client, 1, 1, 5);
   std::this_thread::sleep_for(milliseconds(3500));
   for (auto& c : conns) set_keepalive_off(c.client);
   nft.reset();
-  const uint64_t burst_probes = tcpext("TCPKeepAlive") - kernel_before;
+  const uint64_t burst_probes = shown_probes(shown_before, kernel_before);
   ASSERT_GE(burst_probes, 2u * kSockets);
 
   // Every probe is counted or a counted loss, once the ring is drained (a
@@ -463,6 +498,7 @@ TEST_F(LifecycleTest, TinyRingsAndSocketTableCountEveryLossKeepServingAndRecover
   const double map_drops_after = agent_metric(kDropped, {{"reason", "socket_map_full"}});
   {
     const uint64_t k0 = tcpext("TCPKeepAlive");  // the burst's sockets are all closed
+    const uint64_t w0 = witness_->probes();
     cgroup_->enter();
     Listener l2 = listen_on(AF_INET);
     Conn c = connect_pair(l2);
@@ -470,11 +506,11 @@ TEST_F(LifecycleTest, TinyRingsAndSocketTableCountEveryLossKeepServingAndRecover
     set_keepalive(c.client, 1, 1, 5);
     std::this_thread::sleep_for(milliseconds(3500));
     set_keepalive_off(c.client);
-    const double kernel = static_cast<double>(tcpext("TCPKeepAlive") - k0);
-    ASSERT_GE(kernel, 2);
+    const double shown = static_cast<double>(shown_probes(w0, k0));
+    ASSERT_GE(shown, 2);
     const Labels port = {{"port", std::to_string(l2.port)}, {"direction", "outbound"}};
-    eventually([&] { return value(kProbes, port) == kernel; }, seconds(5));
-    EXPECT_EQ(value(kProbes, port), kernel) << "TcpExtTCPKeepAlive disagrees";
+    eventually([&] { return value(kProbes, port) == shown; }, seconds(5));
+    EXPECT_EQ(value(kProbes, port), shown) << "the probes BPF was shown disagree";
     EXPECT_EQ(agent_metric("tcpka_tracked_sockets"), 1) << "tracked again after the burst";
   }
   EXPECT_EQ(agent_metric(kDropped, {{"reason", "socket_map_full"}}), map_drops_after);
@@ -495,6 +531,7 @@ class RestartTest : public LifecycleTest, public ::testing::WithParamInterface<R
 
 TEST_P(RestartTest, CountersRestartFromZeroAndCloseWaitAgesContinue) {
   const Restart how = GetParam();
+  watch_probes();
   std::vector<std::string> args = {"--audit-interval", "1"};
   if (how == Restart::kSigtermPersist) args.push_back("--state-persist");
   agent_ = std::make_unique<Agent>(args);
@@ -533,16 +570,18 @@ TEST_P(RestartTest, CountersRestartFromZeroAndCloseWaitAgesContinue) {
   EXPECT_GE(start2, start1 + down_for - 1.0) << "btime has one-second resolution";
   EXPECT_EQ(value(kProbes, series), 0) << "counters start from zero with the new process";
 
-  // The new process counts exactly what the kernel sends from now on.
+  // The new process counts exactly what the kernel sends from now on (all
+  // that BPF is shown: see watch_probes()).
   // Probes at 1 s and 2 s; switched off half-way to the next, as KeepaliveTest does.
   const uint64_t k0 = tcpext("TCPKeepAlive");
+  const uint64_t w0 = witness_->probes();
   set_keepalive(probing.client, 1, 1, 9);
   std::this_thread::sleep_for(milliseconds(2500));
   set_keepalive_off(probing.client);
-  const double kernel = static_cast<double>(tcpext("TCPKeepAlive") - k0);
-  eventually([&] { return value(kProbes, series) == kernel; }, seconds(5));
-  EXPECT_GE(kernel, 2);
-  EXPECT_EQ(value(kProbes, series), kernel) << "TcpExtTCPKeepAlive since the restart";
+  const double shown = static_cast<double>(shown_probes(w0, k0));
+  eventually([&] { return value(kProbes, series) == shown; }, seconds(5));
+  EXPECT_GE(shown, 2);
+  EXPECT_EQ(value(kProbes, series), shown) << "the probes BPF was shown since the restart";
   EXPECT_GT(probes1, 0);
 
   // CLOSE_WAIT ages, from /sockets and from `tcpka audit --json`.
