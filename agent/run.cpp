@@ -176,14 +176,14 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     std::fprintf(stderr, "tcpka: audit scan: %s\n", rows.error().c_str());
     return 1;
   }
-  // The readers sleep in epoll for up to 250 ms: the BPF programs submit
+  // The readers sleep in epoll for up to a second: the BPF programs submit
   // without a wake-up (one per event, an irq_work each, tripled the state
   // tracker's cost) unless a quarter of the ring waits, and kills wake at
   // once. Waking on short sleep timers instead was most of the agent's idle
-  // CPU (25 wakeups a second, tests/bench/RESULTS.md). A 1 s timeout lost
-  // ~0.6% of the probes of 400 sockets probing every second, with no drop
-  // counted (tests/bench/RESULTS.md; not understood): 250 ms counts every one.
-  constexpr int kPollMs = 250;
+  // CPU (25 wakeups a second, tests/bench/RESULTS.md). The 250 ms this once
+  // was did not make counting exact: the probes it seemed to lose never
+  // reached BPF at all (RESULTS.md, "Probes BPF is not shown").
+  constexpr int kPollMs = 1000;
   std::thread audit_poller([&] {
     while (!stop.load()) {
       const int n = auditor.poll(kPollMs);

@@ -104,7 +104,7 @@ int BPF_PROG(tka_set_state, const struct sock *sk, int oldstate, int newstate)
 			e->cgroup_id = BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
 			/* No wakeup per event: one (an irq_work each) tripled
 			 * this program's cost under connection churn. The agent
-			 * drains the ring every 250 ms, and is woken at once
+			 * drains the ring at least once a second, and is woken at once
 			 * when a quarter of it is waiting.
 			 */
 			bpf_ringbuf_submit(e, tka_cw_wake_flags());
