@@ -20,16 +20,11 @@ source "$(dirname "$0")/lib.sh"
 window=${1:-20}
 counts=${SOCKET_COUNTS:-1000 10000 50000}
 port=${PORT:-9981}
-load=build/tests/bench/tcpka_hold_sockets
-[[ -x $load && -x $tcpka ]] || { echo "build first (cmake --build build)" >&2; exit 1; }
+[[ -x build/tests/bench/tcpka_hold_sockets && -x $tcpka ]] || { echo "build first (cmake --build build)" >&2; exit 1; }
 agent_log=$(mktemp)
 ip netns add "$ns"
 ip -n "$ns" link set lo up
 
-metric() {  # metric NAME: the sum of a family's samples on /metrics
-  in_ns curl -sf http://127.0.0.1:"$port"/metrics |
-    awk -v n="$1" '$1 == n || index($1, n "{") == 1 {s += $NF} END {printf "%d\n", s}'
-}
 # The agent's CPU time in ns, summed over its threads (all live as long as it
 # does): schedstat's run time is exact, where /proc/PID/stat counts 10 ms ticks
 # (0.07% of a core over 60 s is only 4 of them).

@@ -66,6 +66,13 @@ start_agent() {
   exit 1
 }
 
+# metric NAME: the sum of a family's samples on the /metrics of the agent in
+# $ns on 127.0.0.1:$port.
+metric() {
+  in_ns curl -sf http://127.0.0.1:"$port"/metrics |
+    awk -v n="$1" '$1 == n || index($1, n "{") == 1 {s += $NF} END {printf "%d\n", s}'
+}
+
 # stop_agent: SIGTERM to the agent by pid, and forget it.
 stop_agent() {
   local p keep=()

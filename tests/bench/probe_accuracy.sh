@@ -35,10 +35,6 @@ keepalive_mib() {  # TcpExtTCPKeepAlive of $ns
   in_ns awk '/^TcpExt:/ {if (!h) {for (i = 1; i <= NF; i++) if ($i == "TCPKeepAlive") c = i; h = 1} else print $c}' \
     /proc/net/netstat
 }
-metric() {  # metric NAME: the sum of a family's samples on /metrics
-  in_ns curl -sf http://127.0.0.1:"$port"/metrics |
-    awk -v n="$1" '$1 == n || index($1, n "{") == 1 {s += $NF} END {printf "%d\n", s}'
-}
 
 if [[ -n ${BUSY:-} ]]; then
   for ((c = 0; c < $(nproc); c++)); do
