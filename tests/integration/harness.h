@@ -141,8 +141,8 @@ class Background {
 // online CPU, which runs only when nothing else wants that CPU. On this kernel
 // some tcp_keepalive_timer callbacks reach no BPF program at all (tp_btf,
 // raw_tp and classic tracepoint alike), mostly when CPUs idle: with 400
-// loopback sockets probing every second, 12-24 probes of ~2,350 in about half
-// the rounds, far fewer with every CPU busy (tests/bench/probe_accuracy.sh,
+// loopback sockets probing every second, 10-26 of ~2,350 probes in 4 of 10
+// rounds, far fewer with every CPU busy (tests/bench/probe_accuracy.sh,
 // tests/bench/RESULTS.md "Probes BPF is not shown"). The tests that compare
 // probes hold one and compare against ProbeWitness, which is exact either way;
 // the kills they check have no witness, and this makes a missed one rarer.
