@@ -29,9 +29,14 @@
  * agent started, and it needs no per-socket state. Misclassified: children of
  * a listen(fd, 0) listener (shown as outbound).
  */
+static __always_inline __u8 tka_direction_of(__u32 sk_max_ack_backlog)
+{
+	return sk_max_ack_backlog ? TKA_DIR_INBOUND : TKA_DIR_OUTBOUND;
+}
+
 static __always_inline __u8 tka_direction(const struct sock *sk)
 {
-	return BPF_CORE_READ(sk, sk_max_ack_backlog) ? TKA_DIR_INBOUND : TKA_DIR_OUTBOUND;
+	return tka_direction_of(BPF_CORE_READ(sk, sk_max_ack_backlog));
 }
 
 /*
@@ -74,8 +79,7 @@ static __always_inline void tka_fill(struct tka_event *e, const void *sk, __u8 k
 	e->dport = bpf_ntohs(s->__sk_common.skc_dport);
 	e->state = s->__sk_common.skc_state;
 	e->probes_out = tka_ro(struct inet_connection_sock, sk)->icsk_probes_out;
-	/* See tka_direction. */
-	e->direction = s->sk_max_ack_backlog ? TKA_DIR_INBOUND : TKA_DIR_OUTBOUND;
+	e->direction = tka_direction_of(s->sk_max_ack_backlog);
 	e->gone_follows = 0;
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
 	if (family == TKA_AF_INET6) {
