@@ -43,7 +43,6 @@ struct SocketKeyHash {
   }
 };
 
-
 // A SocketKey from the raw fields the BPF records carry (IPv4 addresses in
 // the first 4 bytes).
 SocketKey make_socket_key(uint32_t netns, uint16_t family, const uint8_t* saddr,
