@@ -4,19 +4,15 @@
 // the kernel.bpf_stats_enabled sysctl), prints "ready", and keeps all that
 // until SIGTERM or SIGINT. Used by tests/bench/bpf_cost.sh.
 #include <bpf/bpf.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
 
+#include "bench_net.h"
 #include "floor.skel.h"
 
 int main() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigprocmask(SIG_BLOCK, &set, nullptr);
+  const sigset_t stop = bench::block_stop_signals();
 
   const int stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
   if (stats_fd < 0) {
@@ -33,10 +29,8 @@ int main() {
     floor_bpf__destroy(skel);
     return 1;
   }
-  std::printf("ready\n");
-  std::fflush(stdout);
-  int sig;
-  sigwait(&set, &sig);
+  bench::print_ready();
+  bench::wait_signal(stop);
   floor_bpf__destroy(skel);
   close(stats_fd);
   return 0;

@@ -3,21 +3,17 @@
 //   probes N tp_btf N raw_tp N tracepoint N
 // (probes sent inside the keepalive-timer callbacks BPF was shown, by the
 // kernel's own count; expiries as each attachment kind saw them).
-// Used by tests/bench/probe_accuracy.sh.
-#include <signal.h>
+// Used by tests/bench/probe_accuracy.sh. Signals and "ready" as bench_net.h has them.
 #include <sys/stat.h>
 
 #include <cstdio>
 #include <exception>
 
+#include "bench_net.h"
 #include "probe_witness.h"
 
 int main() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigprocmask(SIG_BLOCK, &set, nullptr);
+  const sigset_t stop = bench::block_stop_signals();
 
   struct stat ns {};
   if (stat("/proc/self/ns/net", &ns) != 0) {
@@ -26,10 +22,8 @@ int main() {
   }
   try {
     tcpka::test::ProbeWitness w(static_cast<uint32_t>(ns.st_ino));
-    std::printf("ready\n");
-    std::fflush(stdout);
-    int sig;
-    sigwait(&set, &sig);
+    bench::print_ready();
+    bench::wait_signal(stop);
     std::printf("probes %llu tp_btf %llu raw_tp %llu tracepoint %llu\n",
                 static_cast<unsigned long long>(w.probes()),
                 static_cast<unsigned long long>(w.expiries_tp_btf()),
