@@ -86,8 +86,7 @@ wait_line() {
   exit 1
 }
 
-ip netns add "$ns"
-ip -n "$ns" link set lo up
+bench_netns
 # Not a function: a function run in the background is a subshell, and $! would
 # name the subshell instead of the program (nsenter execs it).
 in_ns=(nsenter --net=/run/netns/"$ns")

@@ -22,8 +22,7 @@ counts=${SOCKET_COUNTS:-1000 10000 50000}
 port=${PORT:-9981}
 [[ -x build/tests/bench/tcpka_hold_sockets && -x $tcpka ]] || { echo "build first (cmake --build build)" >&2; exit 1; }
 agent_log=$(mktemp)
-ip netns add "$ns"
-ip -n "$ns" link set lo up
+bench_netns
 
 # The agent's CPU time in ns, summed over its threads (all live as long as it
 # does): schedstat's run time is exact, where /proc/PID/stat counts 10 ms ticks

@@ -13,11 +13,16 @@ bench_cleanup() {
 }
 trap bench_cleanup EXIT
 
-# bench_hold_sockets SOCKETS: creates $ns with loopback up, and SOCKETS/2
-# connections in it (bench_start_holders).
-bench_hold_sockets() {
+# bench_netns: creates $ns with loopback up (bench_cleanup removes it).
+bench_netns() {
   ip netns add "$ns"
   ip -n "$ns" link set lo up
+}
+
+# bench_hold_sockets SOCKETS: bench_netns, and SOCKETS/2 connections in it
+# (bench_start_holders).
+bench_hold_sockets() {
+  bench_netns
   bench_start_holders "$1"
 }
 
