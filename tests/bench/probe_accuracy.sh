@@ -13,7 +13,8 @@
 # a kernel gap: callbacks no BPF program was run for, which happen here when
 # CPUs idle (tests/bench/RESULTS.md, "Probes BPF is not shown"); BUSY=1 keeps
 # every CPU busy with a SCHED_IDLE spinner to show that. The witness also
-# counts the expiries as tp_btf, raw_tp and a classic tracepoint saw them.
+# counts the expiries as tp_btf, raw_tp and a classic tracepoint saw them (the
+# last "-" unless tracefs is mounted).
 # Exits 1 if any round failed. TCPKA=/path/to/tcpka compares another build.
 # usage: tests/bench/probe_accuracy.sh [ROUNDS] [WINDOW]   (as root, after `cmake --build build`)
 # Environment: SOCKETS (default 400), SPREAD_MS, HUP=1 (SIGHUP the agent every
@@ -28,8 +29,7 @@ port=${PORT:-9993}
 agent_log=$(mktemp)
 witness=build/tests/bench/tcpka_bench_witness
 [[ -x build/tests/bench/tcpka_hold_sockets && -x $witness && -x $tcpka ]] || { echo "build first (cmake --build build)" >&2; exit 1; }
-ip netns add "$ns"
-ip -n "$ns" link set lo up
+bench_netns
 
 keepalive_mib() {  # TcpExtTCPKeepAlive of $ns
   in_ns awk '/^TcpExt:/ {if (!h) {for (i = 1; i <= NF; i++) if ($i == "TCPKeepAlive") c = i; h = 1} else print $c}' \
@@ -82,7 +82,7 @@ for ((r = 1; r <= rounds; r++)); do
   else
     verdict=exact
   fi
-  printf 'round %d: kernel %d, shown %d, agent %d, dropped %d; expiries tp_btf %d raw_tp %d tracepoint %d: %s\n' \
+  printf 'round %d: kernel %d, shown %d, agent %d, dropped %d; expiries tp_btf %d raw_tp %d tracepoint %s: %s\n' \
     "$r" "$kernel" "$shown" "$counted" "$dropped" "$w_btf" "$w_raw" "$w_tp" "$verdict"
   stop_agent
   keep=()

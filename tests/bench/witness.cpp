@@ -2,12 +2,14 @@
 // namespace: prints "ready", and on SIGTERM or SIGINT one line
 //   probes N tp_btf N raw_tp N tracepoint N
 // (probes sent inside the keepalive-timer callbacks BPF was shown, by the
-// kernel's own count; expiries as each attachment kind saw them).
+// kernel's own count; expiries as each attachment kind saw them, the
+// classic tracepoint's "-" without tracefs).
 // Used by tests/bench/probe_accuracy.sh. Signals and "ready" as bench_net.h has them.
 #include <sys/stat.h>
 
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "bench_net.h"
 #include "probe_witness.h"
@@ -24,11 +26,12 @@ int main() {
     tcpka::test::ProbeWitness w(static_cast<uint32_t>(ns.st_ino));
     bench::print_ready();
     bench::wait_signal(stop);
-    std::printf("probes %llu tp_btf %llu raw_tp %llu tracepoint %llu\n",
+    const auto tp = w.expiries_tracepoint();
+    std::printf("probes %llu tp_btf %llu raw_tp %llu tracepoint %s\n",
                 static_cast<unsigned long long>(w.probes()),
                 static_cast<unsigned long long>(w.expiries_tp_btf()),
                 static_cast<unsigned long long>(w.expiries_raw_tp()),
-                static_cast<unsigned long long>(w.expiries_tracepoint()));
+                tp ? std::to_string(*tp).c_str() : "-");
     std::fflush(stdout);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "witness: %s\n", e.what());

@@ -2,7 +2,10 @@
 // object's lifetime: an oracle for the integration tests and benchmarks.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 
 #include "probe_witness.skel.h"
@@ -17,6 +20,12 @@ class ProbeWitness {
     skel_ = probe_witness_bpf__open();
     if (!skel_) throw std::runtime_error("probe witness: open failed");
     skel_->rodata->netns_inum = netns_inum;
+    // A classic tracepoint needs tracefs (libbpf reads the event's id there),
+    // which a host need not have mounted: count without it then.
+    has_tracepoint_ =
+        access("/sys/kernel/tracing/events/timer/timer_expire_entry", F_OK) == 0 ||
+        access("/sys/kernel/debug/tracing/events/timer/timer_expire_entry", F_OK) == 0;
+    if (!has_tracepoint_) bpf_program__set_autoload(skel_->progs.witness_tracepoint, false);
     if (probe_witness_bpf__load(skel_) != 0 || probe_witness_bpf__attach(skel_) != 0) {
       probe_witness_bpf__destroy(skel_);
       throw std::runtime_error("probe witness: load or attach failed");
@@ -30,14 +39,19 @@ class ProbeWitness {
   // kernel's own count (TcpExtTCPKeepAlive): equal to that counter's rise
   // unless some callbacks reached no BPF program.
   uint64_t probes() const { return load(skel_->bss->probes); }
-  // tcp_keepalive_timer expiries as tp_btf, raw_tp and a classic tracepoint saw them.
+  // tcp_keepalive_timer expiries as tp_btf, raw_tp and a classic tracepoint
+  // saw them (the last only with tracefs mounted).
   uint64_t expiries_tp_btf() const { return load(skel_->bss->expiries_tp_btf); }
   uint64_t expiries_raw_tp() const { return load(skel_->bss->expiries_raw_tp); }
-  uint64_t expiries_tracepoint() const { return load(skel_->bss->expiries_tracepoint); }
+  std::optional<uint64_t> expiries_tracepoint() const {
+    if (!has_tracepoint_) return std::nullopt;
+    return load(skel_->bss->expiries_tracepoint);
+  }
 
  private:
   static uint64_t load(const uint64_t& v) { return __atomic_load_n(&v, __ATOMIC_RELAXED); }
   probe_witness_bpf* skel_ = nullptr;
+  bool has_tracepoint_ = false;
 };
 
 }  // namespace tcpka::test
