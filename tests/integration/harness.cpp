@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <linux/magic.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -296,6 +297,16 @@ CpusAwake::CpusAwake() {
         // Ends by itself when the test process does, even if it crashes.
         std::vector<std::string>{"chrt", "--idle", "0", "sh", "-c",
                                  "while kill -0 $PPID 2>/dev/null; do :; done"}));
+  }
+}
+
+void expect_shown_within_kernel(uint64_t shown, uint64_t kernel) {
+  EXPECT_LE(shown, kernel) << "the witness counted more probes than the kernel";
+  if (shown < kernel) {
+    std::printf("[ NOTE     ] kernel gap: %llu of %llu probes were sent by callbacks no BPF "
+                "program ran for\n",
+                static_cast<unsigned long long>(kernel - shown),
+                static_cast<unsigned long long>(kernel));
   }
 }
 
