@@ -24,12 +24,12 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+/* tka_ro only (a read-only cast), not the agent's detection. */
+#include "../../bpf/include/tka_sock.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 extern const void tcp_keepalive_timer __ksym;
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
-#define ro(type, p) ((const type *)bpf_rdonly_cast((const void *)(p), bpf_core_type_id_kernel(type)))
 
 const volatile __u32 netns_inum = 0;
 
@@ -78,19 +78,19 @@ int BPF_PROG(witness_entry, struct timer_list *timer)
 		 * pointer: the verifier refuses a flexible array's elements).
 		 * bpf_this_cpu_ptr() would need a data symbol in kallsyms.
 		 */
-		const char *arr = (const char *)ro(struct bpf_array, &brackets);
-		const void *base = ro(struct llist_node, arr + bpf_core_field_offset(struct bpf_array, pptrs))->next;
+		const char *arr = (const char *)tka_ro(struct bpf_array, &brackets);
+		const void *base = tka_ro(struct llist_node, arr + bpf_core_field_offset(struct bpf_array, pptrs))->next;
 
 		b->cpu_off = (__u64)b - (__u64)base;
 	}
-	const struct sock *sk = ro(struct sock, (const void *)timer - bpf_core_field_offset(struct sock, sk_timer));
-	const struct net *net = ro(struct net, sk->__sk_common.skc_net.net);
+	const struct sock *sk = tka_ro(struct sock, (const void *)timer - bpf_core_field_offset(struct sock, sk_timer));
+	const struct net *net = tka_ro(struct net, sk->__sk_common.skc_net.net);
 
 	/* Stored and read back as numbers: the map forgets they were pointers. */
 	b->mib = (__u64)net->mib.net_statistics;
 	b->mib = *(volatile __u64 *)&b->mib + *(volatile __u64 *)&b->cpu_off +
 		 LINUX_MIB_TCPKEEPALIVE * sizeof(unsigned long);
-	b->before = ro(struct linux_mib, *(volatile __u64 *)&b->mib)->mibs[0];
+	b->before = tka_ro(struct linux_mib, (const void *)*(volatile __u64 *)&b->mib)->mibs[0];
 	b->timer = (__u64)timer;
 	return 0;
 }
@@ -105,7 +105,7 @@ int BPF_PROG(witness_exit, struct timer_list *timer)
 		return 0;
 	b->timer = 0;
 	/* The per-CPU MIB outlives the callback, whatever became of the sock. */
-	__u64 now = ro(struct linux_mib, *(volatile __u64 *)&b->mib)->mibs[0];
+	__u64 now = tka_ro(struct linux_mib, (const void *)*(volatile __u64 *)&b->mib)->mibs[0];
 
 	if (now > b->before)
 		__sync_fetch_and_add(&probes, now - b->before);
