@@ -469,6 +469,8 @@ Result<std::unique_ptr<AuditBpf>> AuditBpf::load(const AuditOptions& opts) {
   if (opts.cw_ringbuf_bytes) {
     bpf_map__set_max_entries(skel->maps.tka_cw_events, opts.cw_ringbuf_bytes);
   }
+  // A quarter of the ring, for its wake-up test: one helper call less per event.
+  skel->rodata->tka_cw_wake_bytes = bpf_map__max_entries(skel->maps.tka_cw_events) / 4;
   bool reused = false;
   if (!opts.state_pin.empty()) {
     const int fd = bpf_obj_get(opts.state_pin.c_str());

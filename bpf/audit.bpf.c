@@ -57,13 +57,19 @@ struct {
 	__uint(max_entries, 1 << 18);
 } tka_cw_events SEC(".maps");
 
+/* A quarter of tka_cw_events, set by the agent with the ring's size (0: ask
+ * the ring, one more helper call per event).
+ */
+const volatile __u64 tka_cw_wake_bytes = 0;
+
 /* Wake the reader only when a quarter of the ring is waiting. */
 static __always_inline __u64 tka_cw_wake_flags(void)
 {
-	__u64 avail = bpf_ringbuf_query(&tka_cw_events, BPF_RB_AVAIL_DATA);
-	__u64 size = bpf_ringbuf_query(&tka_cw_events, BPF_RB_RING_SIZE);
+	__u64 quarter = tka_cw_wake_bytes ? tka_cw_wake_bytes
+					  : bpf_ringbuf_query(&tka_cw_events, BPF_RB_RING_SIZE) / 4;
 
-	return avail >= size / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	return bpf_ringbuf_query(&tka_cw_events, BPF_RB_AVAIL_DATA) >= quarter ? BPF_RB_FORCE_WAKEUP
+										 : BPF_RB_NO_WAKEUP;
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -86,8 +92,12 @@ int BPF_PROG(tka_set_state, const struct sock *sk, int oldstate, int newstate)
 	 * and cost ~11% of the churn rate (tests/bench/RESULTS.md). Sockets
 	 * that already have storage (CLOSE_WAIT once, or seen by the audit
 	 * iterator) keep it up to date at the price of a lookup; the others
-	 * get a lower-bound age from the iterator's first sighting.
+	 * get a lower-bound age from the iterator's first sighting. Most
+	 * sockets have no storage of any map: one load tells, where the
+	 * helper call would cost one call per state change.
 	 */
+	if (newstate != TCP_CLOSE_WAIT && !sk->sk_bpf_storage)
+		return 0;
 	st = bpf_sk_storage_get(&tka_state, (void *)sk, 0,
 				newstate == TCP_CLOSE_WAIT ? BPF_SK_STORAGE_GET_F_CREATE : 0);
 	if (!st) {
@@ -101,7 +111,7 @@ int BPF_PROG(tka_set_state, const struct sock *sk, int oldstate, int newstate)
 
 		if (e) {
 			e->duration_ns = now - st->since_ns;
-			e->cgroup_id = BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+			e->cgroup_id = sk->sk_cgrp_data.cgroup->kn->id;
 			/* No wakeup per event: one (an irq_work each) tripled
 			 * this program's cost under connection churn. The agent
 			 * drains the ring at least once a second, and is woken at once

@@ -34,6 +34,7 @@
 #   so their timers spread over the second; 0 opens them at once: one burst a
 #   second)  SCENARIOS (default "idle keepalive storm")
 #   TCPKA_BUILD (build directory, default build)  PORT (default 9979)
+#   AGENT_ARGS (more `tcpka run` flags, word-split, e.g. "--ringbuf-bytes 262144")
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 rounds=${1:-3}
@@ -103,7 +104,7 @@ start_floor 1
 floor1=$floor
 "${in_ns[@]}" unshare --mount --propagation private \
   sh -c 'mount -t tmpfs tcpka-bench /sys/fs/bpf && exec "$@"' sh \
-  "$tcpka" run --listen 127.0.0.1:"$port" > "$tmp"/agent.out 2> "$tmp"/agent.err &
+  "$tcpka" run --listen 127.0.0.1:"$port" ${AGENT_ARGS:-} > "$tmp"/agent.out 2> "$tmp"/agent.err &
 agent=$!
 pids+=("$agent")
 for ((i = 0; ; i++)); do
