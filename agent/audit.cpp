@@ -471,23 +471,39 @@ Result<std::unique_ptr<AuditBpf>> AuditBpf::load(const AuditOptions& opts) {
   }
   // A quarter of the ring, for its wake-up test: one helper call less per event.
   skel->rodata->tka_cw_wake_bytes = bpf_map__max_entries(skel->maps.tka_cw_events) / 4;
-  bool reused = false;
-  if (!opts.state_pin.empty()) {
-    const int fd = bpf_obj_get(opts.state_pin.c_str());
-    // A pin left by a crashed agent is reused: its entries are still right
-    // for the sockets they belong to. One of another layout (an older
-    // version) would fail the load: the agent replaces it, `audit` ignores it.
-    if (fd >= 0) {
-      bpf_map_info info{};
-      __u32 len = sizeof(info);
-      const bool fits = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
-                        info.type == BPF_MAP_TYPE_SK_STORAGE &&
-                        info.value_size == bpf_map__value_size(skel->maps.tka_state) &&
-                        info.key_size == bpf_map__key_size(skel->maps.tka_state);
-      if (fits) reused = bpf_map__reuse_fd(skel->maps.tka_state, fd) == 0;
-      ::close(fd);
+  if (opts.cw_slots) bpf_map__set_max_entries(skel->maps.tka_cw_slots, opts.cw_slots);
+
+  // A pin left by a crashed agent (or kept by --state-persist) is reused:
+  // its entries are still right for the sockets they belong to. One of
+  // another layout (an older version) would fail the load: the agent
+  // replaces it, `audit` ignores it. The slots of another size: the agent
+  // replaces them (their sockets' ages become lower bounds), `audit` reads
+  // them as they are.
+  const std::string dir =
+      opts.state_pin.empty() ? "" : opts.state_pin.substr(0, opts.state_pin.rfind('/'));
+  const std::string slots_pin = dir.empty() ? "" : dir + "/" + kCloseWaitPinName;
+  auto reuse = [&](const std::string& path, bpf_map* map, bool any_size) {
+    if (path.empty()) return false;
+    const int fd = bpf_obj_get(path.c_str());
+    if (fd < 0) return false;
+    bpf_map_info info{};
+    __u32 len = sizeof(info);
+    bool fits = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+                info.type == static_cast<__u32>(bpf_map__type(map)) &&
+                info.value_size == bpf_map__value_size(map) &&
+                info.key_size == bpf_map__key_size(map);
+    if (fits && any_size && info.max_entries && (info.max_entries & (info.max_entries - 1)) == 0) {
+      bpf_map__set_max_entries(map, info.max_entries);
     }
-  }
+    fits = fits && info.max_entries == bpf_map__max_entries(map);
+    const bool reused = fits && bpf_map__reuse_fd(map, fd) == 0;
+    ::close(fd);
+    return reused;
+  };
+  const bool state_reused = reuse(opts.state_pin, skel->maps.tka_state, false);
+  const bool slots_reused =
+      reuse(slots_pin, skel->maps.tka_cw_slots, !opts.track_states && !opts.cw_slots);
+  skel->rodata->tka_cw_slot_mask = bpf_map__max_entries(skel->maps.tka_cw_slots) - 1;
   if (int err = audit_bpf__load(skel); err) {
     return Error{"loading the audit BPF programs failed: " + errstr(err)};
   }
@@ -498,15 +514,17 @@ Result<std::unique_ptr<AuditBpf>> AuditBpf::load(const AuditOptions& opts) {
     if (!self->state_link_) {
       return Error{"attaching tka_set_state (tp_btf/inet_sock_set_state) failed: " + errstr(errno)};
     }
-    if (!opts.state_pin.empty() && !reused) {
-      ::mkdir("/sys/fs/bpf/tcpka", 0700);
-      ::unlink(opts.state_pin.c_str());
-      if (bpf_map__pin(skel->maps.tka_state, opts.state_pin.c_str()) == 0) {
-        self->pinned_ = opts.state_pin;
+    auto pin = [&](const std::string& path, bpf_map* map, bool reused) {
+      if (path.empty()) return;
+      if (!reused) {
+        ::mkdir(dir.c_str(), 0700);
+        ::unlink(path.c_str());
+        if (bpf_map__pin(map, path.c_str()) != 0) return;
       }
-    } else if (reused) {
-      self->pinned_ = opts.state_pin;
-    }
+      self->pinned_.push_back(path);
+    };
+    pin(opts.state_pin, skel->maps.tka_state, state_reused);
+    pin(slots_pin, skel->maps.tka_cw_slots, slots_reused);
   }
   return self;
 }
@@ -518,9 +536,9 @@ AuditBpf::~AuditBpf() {
   // The shared state map lives only as long as the agent that tracks it,
   // unless kept for the next one (--state-persist).
   if (!pinned_.empty() && !keep_pin_) {
-    ::unlink(pinned_.c_str());
+    for (const std::string& p : pinned_) ::unlink(p.c_str());
     // The directory too, when nothing else (a persistent policy) is in it.
-    ::rmdir(pinned_.substr(0, pinned_.rfind('/')).c_str());
+    ::rmdir(pinned_.front().substr(0, pinned_.front().rfind('/')).c_str());
   }
   if (skel_) audit_bpf__destroy(skel_);
 }

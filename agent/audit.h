@@ -117,6 +117,9 @@ struct AuditOptions {
   bool attach = true;
   // Size of the CLOSE_WAIT duration ring (tka_cw_events); 0: the built-in 256 KiB.
   uint32_t cw_ringbuf_bytes = 0;
+  // Slots for CLOSE_WAIT entry times (tka_cw_slots, a power of two); 0: the
+  // built-in 8192 when tracking, else the size of the pinned map reused.
+  uint32_t cw_slots = 0;
 };
 
 class AuditBpf {
@@ -137,7 +140,7 @@ class AuditBpf {
   int consume();
   std::vector<ProgramState> programs() const;
   std::array<uint64_t, 2> drops() const;  // storage allocation, ring buffer
-  // true: leave the state map pinned on exit, for the next agent.
+  // true: leave the state map and slots pinned on exit, for the next agent.
   void keep_pin(bool keep) { keep_pin_ = keep; }
 
  private:
@@ -147,12 +150,14 @@ class AuditBpf {
   bpf_link* state_link_ = nullptr;
   ring_buffer* rb_ = nullptr;
   std::function<void(double, uint64_t)> sink_;
-  std::string pinned_;  // path we pinned and remove again
+  std::vector<std::string> pinned_;  // paths we pinned (or reused) and remove again
   std::atomic<bool> keep_pin_{false};
 };
 
 // Where the agent pins its state map when bpffs is mounted.
 inline constexpr const char* kStatePin = "/sys/fs/bpf/tcpka/sockstate";
+// Its CLOSE_WAIT slots, beside it (the file name under kStatePin's directory).
+inline constexpr const char* kCloseWaitPinName = "closewait";
 // kStatePin if bpffs is mounted at /sys/fs/bpf, else "".
 std::string state_pin_if_possible();
 

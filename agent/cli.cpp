@@ -85,6 +85,10 @@ Parsed parse_once(const std::vector<std::string>& args, Invocation* inv, std::st
   run->add_option("--close-wait-ringbuf-bytes", inv->run.close_wait_ringbuf_bytes,
                   "Kernel ring buffer size for CLOSE_WAIT durations (power of two)")
       ->capture_default_str();
+  run->add_option("--close-wait-slots", inv->run.close_wait_slots,
+                  "Sockets in CLOSE_WAIT tracked without per-socket storage (power of two; "
+                  "beyond, per-socket storage)")
+      ->capture_default_str();
   run->add_option("--keepalive-cgroup", p.single.cgroup,
                   "Set keepalive on the TCP sockets of this cgroup v2 directory (absolute, or "
                   "relative to the cgroup2 mount) and its descendants while the agent runs");

@@ -150,6 +150,11 @@ Result<void> validate(const RunConfig& cfg) {
                    ")"};
     }
   }
+  if (cfg.close_wait_slots < 1 || cfg.close_wait_slots > (1u << 20) ||
+      (cfg.close_wait_slots & (cfg.close_wait_slots - 1)) != 0) {
+    return Error{"--close-wait-slots: '" + std::to_string(cfg.close_wait_slots) +
+                 "' is not a power of two in 1..1048576"};
+  }
   if (cfg.max_sockets < 1) return Error{"--max-sockets: '0' must be at least 1"};
   if (cfg.audit_interval < 1 || cfg.audit_interval > 3600) {
     return Error{"--audit-interval: '" + std::to_string(cfg.audit_interval) +
@@ -174,6 +179,7 @@ ReloadPlan plan_reload(const RunConfig& running, const RunConfig& next) {
   keep("ringbuf-bytes", &RunConfig::ringbuf_bytes);
   keep("max-sockets", &RunConfig::max_sockets);
   keep("close-wait-ringbuf-bytes", &RunConfig::close_wait_ringbuf_bytes);
+  keep("close-wait-slots", &RunConfig::close_wait_slots);
   keep("keepalive-persist", &RunConfig::keepalive_persist);
   return plan;
 }

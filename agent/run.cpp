@@ -90,7 +90,8 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
 
   // The audit: state tracking from now on, and a first scan before serving.
   auto audit =
-      AuditBpf::load({true, true, state_pin_if_possible(), true, cfg.close_wait_ringbuf_bytes});
+      AuditBpf::load({true, true, state_pin_if_possible(), true, cfg.close_wait_ringbuf_bytes,
+                      cfg.close_wait_slots});
   if (!audit) {
     std::fprintf(stderr, "tcpka: %s\n", audit.error().c_str());
     return 1;

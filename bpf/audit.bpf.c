@@ -72,11 +72,130 @@ static __always_inline __u64 tka_cw_wake_flags(void)
 										 : BPF_RB_NO_WAKEUP;
 }
 
+/*
+ * When the sockets without storage of ours entered CLOSE_WAIT: one slot per
+ * socket cookie hash, claimed on entry, freed on leaving. A slot costs two
+ * atomics on a preallocated line, where sk_storage costs two allocations on
+ * entry and two RCU frees when the socket ends: under connection churn,
+ * where every connection passes CLOSE_WAIT on its passive side, the storage
+ * was half of this program's cost, and its frees 0.8% of the CPU besides
+ * (tests/bench/RESULTS.md). A socket whose slot is held by another one still
+ * in CLOSE_WAIT gets storage as before. Size set by the agent
+ * (--close-wait-slots), pinned beside tka_state.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct tka_cw_slot);
+} tka_cw_slots SEC(".maps");
+
+/* tka_cw_slots' max_entries - 1 (a power of two), set with it by the agent. */
+const volatile __u32 tka_cw_slot_mask = 8191;
+
+/* The slot of the socket with this cookie (unique per socket, never reused;
+ * the verifier allows no arithmetic on the socket's address).
+ */
+static __always_inline struct tka_cw_slot *tka_cw_slot_of(__u64 cookie)
+{
+	/* Fibonacci hashing: cookies are sequential per CPU. */
+	__u32 i = (__u32)((cookie * 0x9E3779B97F4A7C15ULL) >> 32) & tka_cw_slot_mask;
+
+	return bpf_map_lookup_elem(&tka_cw_slots, &i);
+}
+
+/* The slot's entry time when it holds the socket with this cookie, else 0. */
+static __always_inline __u64 tka_cw_slot_since(const struct tka_cw_slot *slot, __u64 cookie)
+{
+	__u64 since;
+
+	if (!cookie || *(volatile __u64 *)&slot->cookie != cookie)
+		return 0;
+	since = slot->since_ns;
+	/* Freed and claimed again meanwhile: since may be the next one's. */
+	return *(volatile __u64 *)&slot->cookie == cookie ? since : 0;
+}
+
+/* Takes sk's slot for its CLOSE_WAIT entry at now; false when another
+ * socket still in CLOSE_WAIT holds it.
+ */
+static __always_inline bool tka_cw_claim(const struct sock *sk, __u64 cookie, __u64 now)
+{
+	struct tka_cw_slot *slot;
+	__u64 held;
+
+	if (!cookie)
+		return false;
+	slot = tka_cw_slot_of(cookie);
+	if (!slot)
+		return false;
+	held = *(volatile __u64 *)&slot->cookie;
+	if (held == TKA_CW_SLOT_BUSY)
+		return false;
+	if (held) {
+		/* Left behind by a socket that left CLOSE_WAIT while no agent
+		 * ran, or whose memory is another socket's by now (TCP socks are
+		 * SLAB_TYPESAFE_BY_RCU; a plain load through tka_ro cannot fault):
+		 * then the socket there is not in CLOSE_WAIT under that cookie,
+		 * and never will be again.
+		 */
+		const struct sock *o = tka_ro(struct sock, (void *)slot->sk);
+
+		if ((__u64)o->__sk_common.skc_cookie.counter == held &&
+		    o->__sk_common.skc_state == TCP_CLOSE_WAIT)
+			return false;
+	}
+	if (__sync_val_compare_and_swap(&slot->cookie, held, TKA_CW_SLOT_BUSY) != held)
+		return false;
+	slot->sk = (__u64)sk;
+	slot->since_ns = now;
+	/* Published last, by an atomic (a full barrier): readers match the
+	 * cookie before they trust sk and since_ns.
+	 */
+	__sync_lock_test_and_set(&slot->cookie, cookie);
+	return true;
+}
+
+/* Frees the slot of the socket with this cookie as it leaves CLOSE_WAIT;
+ * its entry time, 0 when it had none.
+ */
+static __always_inline __u64 tka_cw_release(__u64 cookie)
+{
+	struct tka_cw_slot *slot = tka_cw_slot_of(cookie);
+	__u64 since;
+
+	if (!slot)
+		return 0;
+	since = tka_cw_slot_since(slot, cookie);
+	if (!since || __sync_val_compare_and_swap(&slot->cookie, cookie, 0) != cookie)
+		return 0;
+	return since;
+}
+
+/* How long sk stayed in CLOSE_WAIT, to the agent. */
+static __always_inline void tka_cw_report(const struct sock *sk, __u64 duration_ns)
+{
+	struct tka_cw_event *e = bpf_ringbuf_reserve(&tka_cw_events, sizeof(*e), 0);
+
+	if (!e) {
+		__sync_fetch_and_add(&tka_audit_drops[1], 1);
+		return;
+	}
+	e->duration_ns = duration_ns;
+	e->cgroup_id = sk->sk_cgrp_data.cgroup->kn->id;
+	/* No wakeup per event: one (an irq_work each) tripled this program's
+	 * cost under connection churn. The agent drains the ring at least once
+	 * a second, and is woken at once when a quarter of it is waiting.
+	 */
+	bpf_ringbuf_submit(e, tka_cw_wake_flags());
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(tka_set_state, const struct sock *sk, int oldstate, int newstate)
 {
-	struct tka_sk_state *st;
-	__u64 now;
+	struct tka_sk_state *st = NULL;
+	bool reported = false;
+	__u64 now, since;
 
 	if (sk->sk_protocol != TKA_IPPROTO_TCP)
 		return 0;
@@ -86,42 +205,44 @@ int BPF_PROG(tka_set_state, const struct sock *sk, int oldstate, int newstate)
 	if (newstate == TCP_ESTABLISHED)
 		bpf_get_socket_cookie((void *)sk);
 	/*
-	 * Storage is allocated only for CLOSE_WAIT, the state whose age is a
-	 * leak. An allocation (and its RCU free when the socket dies) on every
-	 * new socket made this program ~590 ns per run under connection churn
-	 * and cost ~11% of the churn rate (tests/bench/RESULTS.md). Sockets
-	 * that already have storage (CLOSE_WAIT once, or seen by the audit
-	 * iterator) keep it up to date at the price of a lookup; the others
-	 * get a lower-bound age from the iterator's first sighting. Most
-	 * sockets have no storage of any map: one load tells, where the
-	 * helper call would cost one call per state change.
+	 * Per-socket storage is the audit's record of when a socket's state
+	 * began. Allocating it for every new socket made this program ~590 ns
+	 * per run under churn and cost ~11% of the churn rate
+	 * (tests/bench/RESULTS.md), so only CLOSE_WAIT, the state whose age is
+	 * a leak, is recorded for every socket, and in a slot (tka_cw_slots)
+	 * rather than storage where it can. Sockets that already have storage
+	 * (seen by the audit iterator, or whose slot was taken) keep it up to
+	 * date; the others get a lower-bound age from the iterator's first
+	 * sighting. Most sockets have no storage of any map: one load tells,
+	 * where the helper call would cost a call per state change.
 	 */
-	if (newstate != TCP_CLOSE_WAIT && !sk->sk_bpf_storage)
-		return 0;
-	st = bpf_sk_storage_get(&tka_state, (void *)sk, 0,
-				newstate == TCP_CLOSE_WAIT ? BPF_SK_STORAGE_GET_F_CREATE : 0);
-	if (!st) {
-		if (newstate == TCP_CLOSE_WAIT)
+	if (sk->sk_bpf_storage)
+		st = bpf_sk_storage_get(&tka_state, (void *)sk, 0, 0);
+	if (newstate == TCP_CLOSE_WAIT && !st) {
+		now = bpf_ktime_get_ns();
+		if (tka_cw_claim(sk, bpf_get_socket_cookie((void *)sk), now))
+			return 0;
+		st = bpf_sk_storage_get(&tka_state, (void *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (!st) {
 			__sync_fetch_and_add(&tka_audit_drops[0], 1);
+			return 0;
+		}
+	} else if (oldstate == TCP_CLOSE_WAIT) {
+		now = bpf_ktime_get_ns();
+		since = tka_cw_release((__u64)sk->__sk_common.skc_cookie.counter);
+		if (since) {
+			tka_cw_report(sk, now - since);
+			reported = true;
+		}
+	} else if (st) {
+		now = bpf_ktime_get_ns();
+	} else {
 		return 0;
 	}
-	now = bpf_ktime_get_ns();
-	if (oldstate == TCP_CLOSE_WAIT && st->state == TCP_CLOSE_WAIT && st->exact) {
-		struct tka_cw_event *e = bpf_ringbuf_reserve(&tka_cw_events, sizeof(*e), 0);
-
-		if (e) {
-			e->duration_ns = now - st->since_ns;
-			e->cgroup_id = sk->sk_cgrp_data.cgroup->kn->id;
-			/* No wakeup per event: one (an irq_work each) tripled
-			 * this program's cost under connection churn. The agent
-			 * drains the ring at least once a second, and is woken at once
-			 * when a quarter of it is waiting.
-			 */
-			bpf_ringbuf_submit(e, tka_cw_wake_flags());
-		} else {
-			__sync_fetch_and_add(&tka_audit_drops[1], 1);
-		}
-	}
+	if (!st)
+		return 0;
+	if (!reported && oldstate == TCP_CLOSE_WAIT && st->state == TCP_CLOSE_WAIT && st->exact)
+		tka_cw_report(sk, now - st->since_ns);
 	st->since_ns = now;
 	st->state = newstate;
 	st->exact = 1;
@@ -223,6 +344,14 @@ int tka_iter_socks(struct bpf_iter__task_file *kctx)
 	rec.probes_out = tp->inet_conn.icsk_probes_out;
 	rec.lastrcv_j = now_j - tp->inet_conn.icsk_ack.lrcvtime;
 
+	/* A CLOSE_WAIT entry the state tracker kept in a slot is exact. */
+	__u64 cw_since = 0;
+
+	if (rec.state == TCP_CLOSE_WAIT) {
+		struct tka_cw_slot *slot = tka_cw_slot_of(rec.cookie);
+
+		cw_since = slot ? tka_cw_slot_since(slot, rec.cookie) : 0;
+	}
 	struct tka_sk_state *st = bpf_sk_storage_get(&tka_state, sk, 0,
 						     tka_mark_first_seen ? BPF_SK_STORAGE_GET_F_CREATE : 0);
 	/* No room to remember the first sighting: the age stays unknown. */
@@ -231,6 +360,18 @@ int tka_iter_socks(struct bpf_iter__task_file *kctx)
 	if (st && st->since_ns && st->state == rec.state) {
 		rec.since_ns = st->since_ns;
 		rec.since_exact = st->exact;
+	} else if (cw_since) {
+		rec.since_ns = cw_since;
+		rec.since_exact = 1;
+		/* Storage from now on, as for any socket a scan saw: the state
+		 * tracker records its next states (the slot still reports the
+		 * CLOSE_WAIT duration, once).
+		 */
+		if (st) {
+			st->since_ns = cw_since;
+			st->state = TCP_CLOSE_WAIT;
+			st->exact = 1;
+		}
 	} else if (st && tka_mark_first_seen) {
 		/* State began before we watched: remember when we first saw it. */
 		st->since_ns = rec.now_ns;

@@ -148,6 +148,17 @@ struct tka_sock_rec {
 	char comm[16];
 };
 
+/* When a socket entered CLOSE_WAIT, in the slot its cookie hashes to
+ * (audit.bpf.c, tka_cw_slots), 24 bytes. cookie names the socket and is the
+ * slot's lock: 0 free, TKA_CW_SLOT_BUSY while being filled.
+ */
+struct tka_cw_slot {
+	tka_u64 cookie;
+	tka_u64 sk;       /* struct sock address: is it still there, in CLOSE_WAIT? */
+	tka_u64 since_ns; /* bpf_ktime_get_ns() at the transition */
+};
+#define TKA_CW_SLOT_BUSY (~(tka_u64)0)
+
 /* A socket left CLOSE_WAIT after the agent saw it enter (audit.bpf.c). */
 struct tka_cw_event {
 	tka_u64 duration_ns;

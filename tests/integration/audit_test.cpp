@@ -188,6 +188,44 @@ TEST_F(AuditTest, CloseWaitLeakFoundWithOwnerAgeAndHistogram) {
             5);
 }
 
+// More sockets in CLOSE_WAIT at once than the agent has slots for their entry
+// times: those that find their slot taken get per-socket storage instead, and
+// their ages and durations are as exact.
+TEST_F(AuditTest, CloseWaitBeyondItsSlotsStaysExact) {
+  TestCgroup cgroup;
+  LeakyServer server;
+  cgroup.leave();
+  Agent agent({"--audit-interval", "1", "--close-wait-slots", "1"});
+  cgroup.enter();
+  for (int i = 0; i < 6; ++i) server.leak_one();
+  cgroup.leave();
+  const auto leaked_at = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(milliseconds(1500));
+  int exact = 0;
+  for (const auto& r : json_objects(audit("--json --state close_wait"))) {
+    if (json_field(r, "cgroup") != cgroup.path()) continue;
+    SCOPED_TRACE(r);
+    ASSERT_NE(json_field(r, "state_seconds"), "null") << "exact, not a lower bound";
+    EXPECT_GE(std::stod(*json_field(r, "state_seconds")), 1.4);
+    ++exact;
+  }
+  EXPECT_EQ(exact, 6) << "one in the slot, five in per-socket storage";
+
+  server.close_all();
+  const double held =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - leaked_at).count();
+  const std::map<std::string, std::string> cg = {{"cgroup", cgroup.path()}};
+  EXPECT_TRUE(eventually(
+      [&] { return metric(agent.metrics(), "tcpka_close_wait_duration_seconds_count", cg) == 6; },
+      seconds(5)))
+      << agent.metrics();
+  const std::string m = agent.metrics();
+  const double sum = metric(m, "tcpka_close_wait_duration_seconds_sum", cg);
+  EXPECT_GT(sum, 6 * 1.4);
+  EXPECT_LT(sum, 6 * (held + 0.5));
+  EXPECT_EQ(metric(m, "tcpka_events_dropped_total", {{"reason", "state_storage"}}), 0);
+}
+
 TEST_F(AuditTest, KeepaliveFlagAndEffectiveValuesAgreeWithGetsockoptAndSs) {
   // This namespace's default differs from the host's 7200.
   ASSERT_EQ(sh("sysctl -qw net.ipv4.tcp_keepalive_time=1234"), 0);

@@ -58,16 +58,19 @@ TEST(PlanReloadTest, StartOnlyKeysKeepTheRunningValueAndAreNamed) {
   next.ringbuf_bytes = 1u << 12;
   next.max_sockets = 16;
   next.close_wait_ringbuf_bytes = 1u << 12;
+  next.close_wait_slots = 1;
   next.keepalive_persist = true;
   next.max_series = 5;  // live, applied alongside
   const ReloadPlan plan = plan_reload(running, next);
   EXPECT_THAT(plan.restart, ElementsAre("listen", "backend", "ringbuf-bytes", "max-sockets",
-                                        "close-wait-ringbuf-bytes", "keepalive-persist"));
+                                        "close-wait-ringbuf-bytes", "close-wait-slots",
+                                        "keepalive-persist"));
   EXPECT_EQ(plan.applied.listen, running.listen);
   EXPECT_EQ(plan.applied.backend, running.backend);
   EXPECT_EQ(plan.applied.ringbuf_bytes, running.ringbuf_bytes);
   EXPECT_EQ(plan.applied.max_sockets, running.max_sockets);
   EXPECT_EQ(plan.applied.close_wait_ringbuf_bytes, running.close_wait_ringbuf_bytes);
+  EXPECT_EQ(plan.applied.close_wait_slots, running.close_wait_slots);
   EXPECT_EQ(plan.applied.keepalive_persist, running.keepalive_persist);
   EXPECT_EQ(plan.applied.max_series, 5u);
 }
@@ -150,6 +153,20 @@ TEST(SizeOptionsTest, CloseWaitRingMustBeAPowerOfTwoOfPages) {
     auto r = parse_run({"--close-wait-ringbuf-bytes", bad});
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_THAT(r.error(), HasSubstr("--close-wait-ringbuf-bytes")) << bad;
+  }
+}
+
+TEST(SizeOptionsTest, CloseWaitSlotsArePowersOfTwo) {
+  EXPECT_EQ(RunConfig{}.close_wait_slots, 8192u);
+  for (const char* good : {"1", "2", "8192", "1048576"}) {
+    auto ok = parse_run({"--close-wait-slots", good});
+    ASSERT_TRUE(ok.ok()) << good << ": " << ok.error();
+    EXPECT_EQ(ok->close_wait_slots, std::stoul(good));
+  }
+  for (const char* bad : {"0", "3", "1000", "2097152", "-1", "x"}) {
+    auto r = parse_run({"--close-wait-slots", bad});
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_THAT(r.error(), HasSubstr("--close-wait-slots")) << bad;
   }
 }
 
