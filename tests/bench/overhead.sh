@@ -9,6 +9,12 @@
 # run, the medians, the ratio of the medians and of each adjacent pair
 # (with/without, against the targets 0.99 and 0.97), the agent's CPU while it
 # ran and its event-drop counters after the last run.
+# It also prints the CPU time per transaction and per connection, from
+# /proc/stat (user, nice, system, irq and softirq of all CPUs, over the run,
+# divided by the operations): this VM's throughput moves by 10% between runs
+# when the host takes its CPUs away (steal time), which that time leaves out.
+# Their ratio without/with is the throughput the agent leaves for a CPU-bound
+# load, on the same targets. The host's other processes count in both.
 # Defaults: SECONDS=10, CONNS=8. Removes everything on exit.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -29,11 +35,16 @@ hz=$(getconf CLK_TCK)
 median() { sort -g | awk '{a[NR]=$1} END {printf "%.10g\n", (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 rr_off=() rr_on=() churn_off=() churn_on=() cpu_on=()
+rrcpu_off=() rrcpu_on=() chcpu_off=() chcpu_on=()
+# busy: jiffies (USER_HZ) all CPUs spent outside idle, iowait and steal.
+busy() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
+# per_op JIFFIES RATE: microseconds of CPU per operation over secs seconds.
+per_op() { awk -v j="$1" -v r="$2" -v s="$secs" -v hz="$hz" 'BEGIN {printf "%.3f", 1e6 * j / hz / (r * s)}'; }
 # Other tcpka agents or benchmarks on the host (another agent's programs would
 # run in "without" too): counted before and after each run, shown per line.
 others() { pgrep -f 'tcpka' | grep -vxF -e "$$" -e "${agent:-none}" | grep -c . || true; }
 one() {  # one: MODE (off|on) -- one rr run and one churn run
-  local rr churn t0=0 t1 w0 w1 busy0 busy1
+  local rr churn t0=0 t1 w0 w1 busy0 busy1 c0 c1 c2 rrcpu chcpu
   busy0=$(others)
   [[ $1 == on ]] && start_agent
   sleep 1  # the same settling time either way
@@ -41,8 +52,13 @@ one() {  # one: MODE (off|on) -- one rr run and one churn run
     t0=$(ticks "$agent")
     w0=$(date +%s%N)
   fi
+  c0=$(busy)
   rr=$(in_ns "$loadgen" rr "$secs" "$conns" 2> /dev/null)
+  c1=$(busy)
   churn=$(in_ns "$loadgen" churn "$secs" 2> /dev/null)
+  c2=$(busy)
+  rrcpu=$(per_op $((c1 - c0)) "$rr")
+  chcpu=$(per_op $((c2 - c1)) "$churn")
   if [[ $1 == on ]]; then
     t1=$(ticks "$agent")
     w1=$(date +%s%N)
@@ -50,14 +66,14 @@ one() {  # one: MODE (off|on) -- one rr run and one churn run
     in_ns curl -sf -o "$log.metrics" http://127.0.0.1:$port/metrics
     cpu_on+=("$(awk -v d=$((t1 - t0)) -v hz="$hz" -v w=$(((w1 - w0) / 1000000)) 'BEGIN {printf "%.1f", 100 * d / hz / (w / 1000)}')")
     stop_agent
-    rr_on+=("$rr") churn_on+=("$churn")
+    rr_on+=("$rr") churn_on+=("$churn") rrcpu_on+=("$rrcpu") chcpu_on+=("$chcpu")
     [[ -n $revision ]] || revision=$(grep -o 'revision="[^"]*"' "$log.metrics" || true)
   else
-    rr_off+=("$rr") churn_off+=("$churn")
+    rr_off+=("$rr") churn_off+=("$churn") rrcpu_off+=("$rrcpu") chcpu_off+=("$chcpu")
   fi
   busy1=$(others)
-  printf '%-7s rr %8s tps   churn %7s conn/s   other tcpka processes before/after: %s/%s\n' \
-    "$1" "$rr" "$churn" "$busy0" "$busy1"
+  printf '%-7s rr %8s tps %7s us CPU each   churn %7s conn/s %7s us CPU each   other tcpka processes before/after: %s/%s\n' \
+    "$1" "$rr" "$rrcpu" "$churn" "$chcpu" "$busy0" "$busy1"
 }
 
 echo "nproc=$(nproc) kernel=$(uname -r) runs=$runs seconds=$secs conns=$conns"
@@ -93,3 +109,13 @@ echo "pair ratios rr:    $(pair_ratios rr_on rr_off | tr '\n' ' ')(median $rrp)"
 echo "pair ratios churn: $(pair_ratios churn_on churn_off | tr '\n' ' ')(median $chp)"
 echo "ratio of medians rr with/without:    $rrr (target >= 0.99: $(verdict "$rrr" 0.99))"
 echo "ratio of medians churn with/without: $chr (target >= 0.97: $(verdict "$chr" 0.97))"
+rrco=$(printf '%s\n' "${rrcpu_off[@]}" | median)
+rrcn=$(printf '%s\n' "${rrcpu_on[@]}" | median)
+chco=$(printf '%s\n' "${chcpu_off[@]}" | median)
+chcn=$(printf '%s\n' "${chcpu_on[@]}" | median)
+rrcr=$(ratio "$rrco" "$rrcn")
+chcr=$(ratio "$chco" "$chcn")
+echo "CPU per transaction (us): without median $rrco (${rrcpu_off[*]}), with $rrcn (${rrcpu_on[*]})"
+echo "CPU per connection (us):  without median $chco (${chcpu_off[*]}), with $chcn (${chcpu_on[*]})"
+echo "CPU per operation without/with, rr:    $rrcr (target >= 0.99: $(verdict "$rrcr" 0.99))"
+echo "CPU per operation without/with, churn: $chcr (target >= 0.97: $(verdict "$chcr" 0.97))"
