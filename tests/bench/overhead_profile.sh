@@ -103,7 +103,7 @@ one() {  # one WORKLOAD MODE
   share[$w.$mode.busy]=$busy
 }
 
-echo "machine: $(nproc) CPUs, $(uname -r); revision $(git describe --always --dirty 2>/dev/null || echo unknown)"
+echo "machine: $(nproc) CPUs, $(uname -r); checkout $(git describe --always --dirty 2>/dev/null || echo unknown); agent $tcpka"
 echo "perf record -a -g -F $freq for $secs s per run; shares are % of busy samples"
 for w in rr churn; do
   one "$w" off
