@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark of this directory, one after another, and writes one
 # Markdown report: the machine, the revision, and for each benchmark the exact
-# command and its full output. About 15 minutes with the defaults.
+# command and its full output. About 16 minutes with the defaults.
 # usage: tests/bench/run_all.sh [REPORT]   (as root, after `cmake --build build`;
 #        REPORT defaults to tests/bench/report-<date>.md)
 # Run it on a quiet machine: the scripts print how many other tcpka processes
@@ -14,6 +14,7 @@ report=${1:-tests/bench/report-$(date -u +%Y%m%dT%H%M%SZ).md}
 benches=(
   "tests/bench/bpf_cost.sh 3"
   "tests/bench/overhead.sh 5 10 8"
+  "tests/bench/overhead_profile.sh 10"
   "tests/bench/keepalive_scale.sh 20"
   "tests/bench/agent_footprint.sh 20000 20"
   "tests/bench/scrape.sh 5000 20"
