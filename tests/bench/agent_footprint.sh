@@ -12,11 +12,9 @@ nsenter --net=/run/netns/"$ns" "$tcpka" run --listen 127.0.0.1:9977 "${@:3}" 2> 
 agent=$!
 pids+=("$agent")
 sleep 3  # start-up and first audit
-ticks() { awk '{print $14 + $15}' /proc/"$agent"/stat; }
-hz=$(getconf CLK_TCK)
-t0=$(ticks)
+t0=$(ticks "$agent")
 sleep "$window"
-t1=$(ticks)
+t1=$(ticks "$agent")
 rss=$(awk '/VmRSS/ {print $2}' /proc/"$agent"/status)
 hwm=$(awk '/VmHWM/ {print $2}' /proc/"$agent"/status)
 echo "sockets=$sockets window=${window}s"

@@ -19,7 +19,6 @@ time_ms() {  # runs "$@" with stdout to /dev/null, prints milliseconds
   t1=$(now_ms)
   echo $(((t1 - t0) / 1000000))
 }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 seen=$($tcpka audit --json | grep -c '"netns":'"$(stat -L -c %i /run/netns/"$ns")")
 audit_t=() ss_t=()

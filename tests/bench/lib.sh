@@ -71,6 +71,13 @@ start_agent() {
   exit 1
 }
 
+# median: the median of the numbers on stdin, one per line.
+median() { sort -g | awk '{a[NR]=$1} END {printf "%.10g\n", (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+# ticks PID: the CPU time (user + system) of process PID, in clock ticks of hz.
+ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
+hz=$(getconf CLK_TCK)
+
 # metric NAME: the sum of a family's samples on the /metrics of the agent in
 # $ns on 127.0.0.1:$port.
 metric() {

@@ -30,9 +30,6 @@ trap 'bench_cleanup; rm -f "$log" "$log.metrics"' EXIT
 revision=
 
 agent_log="$log"
-ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
-hz=$(getconf CLK_TCK)
-median() { sort -g | awk '{a[NR]=$1} END {printf "%.10g\n", (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 rr_off=() rr_on=() churn_off=() churn_on=() cpu_on=()
 rrcpu_off=() rrcpu_on=() chcpu_off=() chcpu_on=()

@@ -27,9 +27,6 @@ trap 'bench_cleanup; rm -rf "$tmp"' EXIT
 
 agent_log="$tmp/agent.log"
 probe_series() { in_ns curl -sf "$url" | grep -c '^tcpka_keepalive_probes_sent_total{' || true; }
-median() { sort -g | awk '{a[NR]=$1} END {printf "%.10g\n", (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
-hz=$(getconf CLK_TCK)
 
 measure() {  # measure LABEL: SCRAPES timed scrapes of the running agent
   local t0 t1 cpu i out times=() sizes=() busy0
