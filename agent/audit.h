@@ -118,7 +118,7 @@ struct AuditOptions {
   // Size of the CLOSE_WAIT duration ring (tka_cw_events); 0: the built-in 256 KiB.
   uint32_t cw_ringbuf_bytes = 0;
   // Slots for CLOSE_WAIT entry times (tka_cw_slots, a power of two); 0: the
-  // built-in 8192 when tracking, else the size of the pinned map reused.
+  // built-in 1024 when tracking, else the size of the pinned map reused.
   uint32_t cw_slots = 0;
 };
 

@@ -65,7 +65,7 @@ struct RunConfig {
   uint32_t close_wait_ringbuf_bytes = 1u << 18;
   // Sockets in CLOSE_WAIT whose entry time is kept in a preallocated slot
   // rather than per-socket storage (a power of two; more share slots).
-  uint32_t close_wait_slots = 8192;
+  uint32_t close_wait_slots = 1024;
   // Keepalive policies (sockops), at most one per cgroup.
   std::vector<PolicySpec> policies;
   // Pin each policy's link under bpffs so it outlives the agent.

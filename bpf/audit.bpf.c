@@ -81,17 +81,20 @@ static __always_inline __u64 tka_cw_wake_flags(void)
  * was half of this program's cost, and its frees 0.8% of the CPU besides
  * (tests/bench/RESULTS.md). A socket whose slot is held by another one still
  * in CLOSE_WAIT gets storage as before. Size set by the agent
- * (--close-wait-slots), pinned beside tka_state.
+ * (--close-wait-slots), pinned beside tka_state. The default, 1024 slots
+ * (24 KiB), is the largest the kernel allocates from its direct map rather
+ * than vmalloc (32 KiB): 8192 slots in 4 KiB pages cost this program ~20 ns
+ * more per run under churn (tests/bench/RESULTS.md).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 8192);
+	__uint(max_entries, 1024);
 	__type(key, __u32);
 	__type(value, struct tka_cw_slot);
 } tka_cw_slots SEC(".maps");
 
 /* tka_cw_slots' max_entries - 1 (a power of two), set with it by the agent. */
-const volatile __u32 tka_cw_slot_mask = 8191;
+const volatile __u32 tka_cw_slot_mask = 1023;
 
 /* The slot of the socket with this cookie (unique per socket, never reused;
  * the verifier allows no arithmetic on the socket's address).

@@ -157,7 +157,7 @@ TEST(SizeOptionsTest, CloseWaitRingMustBeAPowerOfTwoOfPages) {
 }
 
 TEST(SizeOptionsTest, CloseWaitSlotsArePowersOfTwo) {
-  EXPECT_EQ(RunConfig{}.close_wait_slots, 8192u);
+  EXPECT_EQ(RunConfig{}.close_wait_slots, 1024u);
   for (const char* good : {"1", "2", "8192", "1048576"}) {
     auto ok = parse_run({"--close-wait-slots", good});
     ASSERT_TRUE(ok.ok()) << good << ": " << ok.error();
