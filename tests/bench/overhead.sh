@@ -106,13 +106,16 @@ echo "pair ratios rr:    $(pair_ratios rr_on rr_off | tr '\n' ' ')(median $rrp)"
 echo "pair ratios churn: $(pair_ratios churn_on churn_off | tr '\n' ' ')(median $chp)"
 echo "ratio of medians rr with/without:    $rrr (target >= 0.99: $(verdict "$rrr" 0.99))"
 echo "ratio of medians churn with/without: $chr (target >= 0.97: $(verdict "$chr" 0.97))"
-rrco=$(printf '%s\n' "${rrcpu_off[@]}" | median)
-rrcn=$(printf '%s\n' "${rrcpu_on[@]}" | median)
-chco=$(printf '%s\n' "${chcpu_off[@]}" | median)
-chcn=$(printf '%s\n' "${chcpu_on[@]}" | median)
-rrcr=$(ratio "$rrco" "$rrcn")
-chcr=$(ratio "$chco" "$chcn")
-echo "CPU per transaction (us): without median $rrco (${rrcpu_off[*]}), with $rrcn (${rrcpu_on[*]})"
-echo "CPU per connection (us):  without median $chco (${chcpu_off[*]}), with $chcn (${chcpu_on[*]})"
-echo "CPU per operation without/with, rr:    $rrcr (target >= 0.99: $(verdict "$rrcr" 0.99))"
-echo "CPU per operation without/with, churn: $chcr (target >= 0.97: $(verdict "$chcr" 0.97))"
+# cpu_per_op LABEL OFF ON TARGET: the medians of the arrays named OFF and ON
+# (CPU microseconds per operation), and OFF/ON against TARGET.
+cpu_per_op() {
+  local -n off_=$2 on_=$3
+  local o n r
+  o=$(printf '%s\n' "${off_[@]}" | median)
+  n=$(printf '%s\n' "${on_[@]}" | median)
+  r=$(ratio "$o" "$n")
+  echo "CPU per $1 (us): without median $o (${off_[*]}), with $n (${on_[*]});" \
+    "without/with $r (target >= $4: $(verdict "$r" "$4"))"
+}
+cpu_per_op transaction rrcpu_off rrcpu_on 0.99
+cpu_per_op connection chcpu_off chcpu_on 0.97
