@@ -63,8 +63,8 @@ struct RunConfig {
   // Ring buffer of CLOSE_WAIT durations, bytes (a power of two, multiple of
   // the page size).
   uint32_t close_wait_ringbuf_bytes = 1u << 18;
-  // Sockets in CLOSE_WAIT whose entry time is kept in a preallocated slot
-  // rather than per-socket storage (a power of two; more share slots).
+  // Slots for the entry times of sockets in CLOSE_WAIT (a power of two); a
+  // socket whose slot is taken gets per-socket storage instead.
   uint32_t close_wait_slots = 1024;
   // Keepalive policies (sockops), at most one per cgroup.
   std::vector<PolicySpec> policies;
