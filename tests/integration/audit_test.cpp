@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -224,6 +225,57 @@ TEST_F(AuditTest, CloseWaitBeyondItsSlotsStaysExact) {
   EXPECT_GT(sum, 6 * 1.4);
   EXPECT_LT(sum, 6 * (held + 0.5));
   EXPECT_EQ(metric(m, "tcpka_events_dropped_total", {{"reason", "state_storage"}}), 0);
+}
+
+// The cookie held by the only slot of an agent run with --close-wait-slots 1,
+// read from its pin with bpftool (0: free).
+uint64_t only_slot_cookie() {
+  std::string out;
+  if (sh("bpftool -j map dump pinned /sys/fs/bpf/tcpka/closewait", &out) != 0) return ~0ull;
+  std::smatch m;
+  if (!std::regex_search(out, m, std::regex("\"cookie\":([0-9]+)"))) return ~0ull;
+  return std::stoull(m[1]);
+}
+
+// A slot held by a socket that left CLOSE_WAIT while no agent ran (the pins
+// outlive a crash) is taken over by the next socket that needs it: it is not
+// held for good.
+TEST_F(AuditTest, CloseWaitSlotLeftWhileNoAgentRanIsTakenOver) {
+  struct PinsGone {  // a crashed agent leaves its pins: not for the next test
+    ~PinsGone() {
+      unlink("/sys/fs/bpf/tcpka/closewait");
+      unlink("/sys/fs/bpf/tcpka/sockstate");
+      rmdir("/sys/fs/bpf/tcpka");
+    }
+  } pins_gone;
+  const std::vector<std::string> args = {"--audit-interval", "1", "--close-wait-slots", "1"};
+  TestCgroup cgroup;
+  LeakyServer server;
+  cgroup.leave();
+  auto agent = std::make_unique<Agent>(args);
+  cgroup.enter();
+  server.leak_one();
+  cgroup.leave();
+  const uint64_t first = only_slot_cookie();
+  ASSERT_NE(first, 0u) << "the slot holds the first socket";
+  agent->kill9();
+  agent.reset();
+  server.close_all();  // it leaves CLOSE_WAIT with no agent to see it
+  ASSERT_EQ(only_slot_cookie(), first) << "the pinned slot still holds it";
+
+  agent = std::make_unique<Agent>(args);
+  cgroup.enter();
+  server.leak_one();
+  cgroup.leave();
+  std::vector<std::string> cookies;
+  for (const auto& r : json_objects(audit("--json --state close_wait"))) {
+    if (json_field(r, "cgroup") != cgroup.path()) continue;
+    EXPECT_NE(json_field(r, "state_seconds"), "null") << r;
+    cookies.push_back(*json_field(r, "cookie"));
+  }
+  ASSERT_EQ(cookies.size(), 1u);
+  EXPECT_EQ(only_slot_cookie(), std::stoull(cookies[0])) << "taken over from " << first;
+  EXPECT_EQ(agent->stop(), 0);
 }
 
 TEST_F(AuditTest, KeepaliveFlagAndEffectiveValuesAgreeWithGetsockoptAndSs) {

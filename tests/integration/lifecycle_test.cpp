@@ -38,6 +38,7 @@ using Labels = std::map<std::string, std::string>;
 
 constexpr const char* kPinDir = "/sys/fs/bpf/tcpka";
 constexpr const char* kStatePin = "/sys/fs/bpf/tcpka/sockstate";
+constexpr const char* kCloseWaitPin = "/sys/fs/bpf/tcpka/closewait";
 constexpr const char* kProbes = "tcpka_keepalive_probes_sent_total";
 constexpr const char* kKills = "tcpka_keepalive_kills_total";
 constexpr const char* kDropped = "tcpka_events_dropped_total";
@@ -103,13 +104,15 @@ class LifecycleTest : public ::testing::Test {
     ASSERT_TRUE(eventually([] { return count_our_programs() == 0; }, seconds(5)))
         << "programs of an earlier run are still loaded";
     ASSERT_FALSE(exists(kStatePin)) << "a state pin of an earlier run is left: " << kStatePin;
+    ASSERT_FALSE(exists(kCloseWaitPin)) << "a pin of an earlier run is left: " << kCloseWaitPin;
     netns_ = std::make_unique<TestNetns>();
     cgroup_ = std::make_unique<TestCgroup>(false);
   }
   void TearDown() override {
     agent_.reset();
-    // A --state-persist test leaves its pin for the next agent: not for the next test.
+    // A --state-persist test leaves its pins for the next agent: not for the next test.
     unlink(kStatePin);
+    unlink(kCloseWaitPin);
     rmdir(kPinDir);
     cgroup_.reset();
     witness_.reset();
@@ -177,6 +180,7 @@ TEST_F(LifecycleTest, SigtermExitsZeroWithinFiveSecondsLeavingNoProgramLinkOrPin
   EXPECT_GT(count_our_programs(), 0);
   EXPECT_EQ(sockops_programs(cgroup_->abs()), 1);
   EXPECT_TRUE(exists(kStatePin)) << "the running agent shares its state map with `tcpka audit`";
+  EXPECT_TRUE(exists(kCloseWaitPin)) << "and its CLOSE_WAIT slots";
 
   const auto t0 = std::chrono::steady_clock::now();
   const int rc = agent_->stop();
@@ -202,20 +206,24 @@ TEST_F(LifecycleTest, TenSigkillsAndRestartsNeverStackOrOrphanPrograms) {
   ASSERT_GT(programs, 0);
   const uint32_t state_map = pinned_map_id(kStatePin);
   ASSERT_NE(state_map, 0u);
+  const uint32_t slots_map = pinned_map_id(kCloseWaitPin);
+  ASSERT_NE(slots_map, 0u);
   for (int i = 0; i < 10; ++i) {
     SCOPED_TRACE("restart " + std::to_string(i + 1));
     agent_->kill9();
     agent_.reset();
-    // A crash takes every link with it; only the state map's pin stays.
+    // A crash takes every link with it; only the state maps' pins stay.
     EXPECT_TRUE(eventually([] { return count_our_programs() == 0; }, seconds(5)))
         << count_our_programs() << " tka_ programs orphaned";
     EXPECT_EQ(sockops_programs(cgroup_->abs()), 0);
     EXPECT_EQ(pinned_map_id(kStatePin), state_map);
+    EXPECT_EQ(pinned_map_id(kCloseWaitPin), slots_map);
 
     agent_ = std::make_unique<Agent>(policy_args());
     EXPECT_EQ(count_our_programs(), programs) << "one copy of each program";
     EXPECT_EQ(sockops_programs(cgroup_->abs()), 1);
     EXPECT_EQ(pinned_map_id(kStatePin), state_map) << "the crashed agent's state map is reused";
+    EXPECT_EQ(pinned_map_id(kCloseWaitPin), slots_map) << "and its CLOSE_WAIT slots";
     int status = 0;
     agent_->get("/healthz", &status);
     EXPECT_EQ(status, 200);
@@ -229,6 +237,7 @@ TEST_F(LifecycleTest, TenSigkillsAndRestartsNeverStackOrOrphanPrograms) {
   EXPECT_TRUE(eventually([] { return count_our_programs() == 0; }, seconds(5)));
   EXPECT_EQ(sockops_programs(cgroup_->abs()), 0);
   EXPECT_FALSE(exists(kStatePin));
+  EXPECT_FALSE(exists(kCloseWaitPin));
 }
 
 TEST_F(LifecycleTest, SighupAppliesTheFileKeepsCountersAndRefusesABadFileWhole) {
