@@ -74,7 +74,7 @@ static __always_inline __u64 tka_cw_wake_flags(void)
 
 /*
  * When the sockets without storage of ours entered CLOSE_WAIT: one slot per
- * socket cookie hash, claimed on entry, freed on leaving. A slot costs two
+ * socket cookie hash, claimed on entry, freed on leaving. A slot costs three
  * atomics on a preallocated line, where sk_storage costs two allocations on
  * entry and two RCU frees when the socket ends: under connection churn,
  * where every connection passes CLOSE_WAIT on its passive side, the storage
