@@ -13,12 +13,18 @@
  *    the difference is the callbacks it was not shown. One case differs from
  *    the agent by design: a probe the local stack failed to transmit (local
  *    congestion) is counted here, as by the kernel, and not by the agent.
+ *  - timeout kills: TcpExtTCPAbortOnTimeout read across the same bracket.
+ *    tcp_write_err() counts it on this CPU when the callback gives up on a
+ *    peer (the retransmission timer's kills run in another callback, so
+ *    they are not counted). For the agent's timer-bracket backend, which
+ *    can only recognise a kill inside a callback BPF is shown, this is the
+ *    exact expectation; TCPAbortOnTimeout minus it is the kernel's gap.
  *  - expiries of tcp_keepalive_timer as each kind of attachment sees them:
  *    tp_btf, raw_tp and classic tracepoint, to tell a gap of one attachment
  *    kind from a gap of the tracepoint.
- * Built against the running kernel's vmlinux.h: LINUX_MIB_TCPKEEPALIVE is an
- * index into the kernel's MIB array that is not promised stable across
- * versions, which is fine for a test tool and why the agent does not do this.
+ * Built against the running kernel's vmlinux.h: LINUX_MIB_TCPKEEPALIVE and
+ * LINUX_MIB_TCPABORTONTIMEOUT are indices into the kernel's MIB array that
+ * are not promised stable across versions, which is fine for a test tool and why the agent does not do this.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -33,12 +39,13 @@ extern const void tcp_keepalive_timer __ksym;
 
 const volatile __u32 netns_inum = 0;
 
-__u64 probes, expiries_tp_btf, expiries_raw_tp, expiries_tracepoint;
+__u64 probes, timeout_kills, expiries_tp_btf, expiries_raw_tp, expiries_tracepoint;
 
 struct bracket {
 	__u64 timer;    /* the timer_list of the callback running on this CPU, 0 when none */
-	__u64 mib;      /* address of this CPU's TcpExtTCPKeepAlive of its netns */
-	__u64 before;   /* its value at entry */
+	__u64 mib;      /* address of this CPU's TcpExt MIB array of its netns */
+	__u64 probes;   /* its TCPKeepAlive at entry */
+	__u64 aborts;   /* its TCPAbortOnTimeout at entry */
 	__u64 cpu_off;  /* this CPU's per-CPU offset, 0 until known */
 };
 
@@ -88,9 +95,11 @@ int BPF_PROG(witness_entry, struct timer_list *timer)
 
 	/* Stored and read back as numbers: the map forgets they were pointers. */
 	b->mib = (__u64)net->mib.net_statistics;
-	b->mib = *(volatile __u64 *)&b->mib + *(volatile __u64 *)&b->cpu_off +
-		 LINUX_MIB_TCPKEEPALIVE * sizeof(unsigned long);
-	b->before = tka_ro(struct linux_mib, (const void *)*(volatile __u64 *)&b->mib)->mibs[0];
+	b->mib = *(volatile __u64 *)&b->mib + *(volatile __u64 *)&b->cpu_off;
+	const struct linux_mib *mib = tka_ro(struct linux_mib, (const void *)*(volatile __u64 *)&b->mib);
+
+	b->probes = mib->mibs[LINUX_MIB_TCPKEEPALIVE];
+	b->aborts = mib->mibs[LINUX_MIB_TCPABORTONTIMEOUT];
 	b->timer = (__u64)timer;
 	return 0;
 }
@@ -105,10 +114,14 @@ int BPF_PROG(witness_exit, struct timer_list *timer)
 		return 0;
 	b->timer = 0;
 	/* The per-CPU MIB outlives the callback, whatever became of the sock. */
-	__u64 now = tka_ro(struct linux_mib, (const void *)*(volatile __u64 *)&b->mib)->mibs[0];
+	const struct linux_mib *mib = tka_ro(struct linux_mib, (const void *)*(volatile __u64 *)&b->mib);
+	__u64 now_probes = mib->mibs[LINUX_MIB_TCPKEEPALIVE];
+	__u64 now_aborts = mib->mibs[LINUX_MIB_TCPABORTONTIMEOUT];
 
-	if (now > b->before)
-		__sync_fetch_and_add(&probes, now - b->before);
+	if (now_probes > b->probes)
+		__sync_fetch_and_add(&probes, now_probes - b->probes);
+	if (now_aborts > b->aborts)
+		__sync_fetch_and_add(&timeout_kills, now_aborts - b->aborts);
 	return 0;
 }
 

@@ -39,6 +39,10 @@ class ProbeWitness {
   // kernel's own count (TcpExtTCPKeepAlive): equal to that counter's rise
   // unless some callbacks reached no BPF program.
   uint64_t probes() const { return load(skel_->bss->probes); }
+  // Connections killed by timeout in those callbacks, by the kernel's own
+  // count (TcpExtTCPAbortOnTimeout): keepalive kills only, as the
+  // retransmission timer's run in another callback.
+  uint64_t timeout_kills() const { return load(skel_->bss->timeout_kills); }
   // tcp_keepalive_timer expiries as tp_btf, raw_tp and a classic tracepoint
   // saw them (the last only with tracefs mounted).
   uint64_t expiries_tp_btf() const { return load(skel_->bss->expiries_tp_btf); }

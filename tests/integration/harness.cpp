@@ -300,13 +300,13 @@ CpusAwake::CpusAwake() {
   }
 }
 
-void expect_shown_within_kernel(uint64_t shown, uint64_t kernel) {
-  EXPECT_LE(shown, kernel) << "the witness counted more probes than the kernel";
+void expect_shown_within_kernel(uint64_t shown, uint64_t kernel, const char* what) {
+  EXPECT_LE(shown, kernel) << "the witness counted more " << what << " than the kernel";
   if (shown < kernel) {
-    std::printf("[ NOTE     ] kernel gap: %llu of %llu probes were sent by callbacks no BPF "
+    std::printf("[ NOTE     ] kernel gap: %llu of %llu %s were in callbacks no BPF "
                 "program ran for\n",
                 static_cast<unsigned long long>(kernel - shown),
-                static_cast<unsigned long long>(kernel));
+                static_cast<unsigned long long>(kernel), what);
   }
 }
 

@@ -156,10 +156,11 @@ class CpusAwake {
   std::vector<std::unique_ptr<Background>> spinners_;
 };
 
-// The probes ProbeWitness saw (shown) against the rise of the kernel's
-// TcpExtTCPKeepAlive over the same time (kernel): never more; fewer is a
-// kernel gap (see CpusAwake), printed as a note, not failed.
-void expect_shown_within_kernel(uint64_t shown, uint64_t kernel);
+// What ProbeWitness saw (shown) against the rise of the kernel's own
+// counter over the same time (kernel): probes (TcpExtTCPKeepAlive) or
+// timeout kills (TcpExtTCPAbortOnTimeout). Never more; fewer is a kernel gap
+// (see CpusAwake), printed as a note, not failed.
+void expect_shown_within_kernel(uint64_t shown, uint64_t kernel, const char* what = "probes");
 
 // Sum of the samples of a metric whose labels include all of `labels`.
 double metric(const std::string& body, const std::string& name,
