@@ -56,8 +56,22 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 	(tka_ro(struct sock, (sk))->__sk_common.skc_flags &                                        \
 	 (1UL << bpf_core_enum_value(enum sock_flags, flag)))
 
-/* Everything but kind from sk, through plain loads (see tka_ro). */
-static __always_inline void tka_fill(struct tka_event *e, const void *sk, __u8 kind)
+/* The cgroup v2 id owning sk, through plain loads. */
+static __always_inline __u64 tka_cgroup_id(const struct sock *s)
+{
+	return s->sk_cgrp_data.cgroup->kn->id;
+}
+
+/*
+ * Everything but kind from sk, through plain loads (see tka_ro), with the
+ * socket's attribution given: cgroup_id (tka_cgroup_id) and direction
+ * (tka_direction_of), read by the caller, possibly earlier. They live on two
+ * lines of struct sock (sk_max_ack_backlog, sk_cgrp_data) that TCP's timers
+ * and transmit path never touch, so where they are read decides who pays
+ * the two cache misses.
+ */
+static __always_inline void tka_fill_attr(struct tka_event *e, const void *sk, __u8 kind,
+					  __u64 cgroup_id, __u8 direction)
 {
 	const struct sock *s = tka_ro(struct sock, sk);
 	const struct inet_sock *inet = tka_ro(struct inet_sock, sk);
@@ -69,7 +83,7 @@ static __always_inline void tka_fill(struct tka_event *e, const void *sk, __u8 k
 	e->outcome = TKA_OUTCOME_NONE;
 	e->err = 0;
 	e->cookie = s->__sk_common.skc_cookie.counter;
-	e->cgroup_id = s->sk_cgrp_data.cgroup->kn->id;
+	e->cgroup_id = cgroup_id;
 	e->netns = s->__sk_common.skc_net.net->ns.inum;
 	/* inet_sport, not skc_num: tcp_set_state(TCP_CLOSE) may have given an
 	 * ephemeral port back (inet_put_port clears skc_num), the source port
@@ -79,7 +93,7 @@ static __always_inline void tka_fill(struct tka_event *e, const void *sk, __u8 k
 	e->dport = bpf_ntohs(s->__sk_common.skc_dport);
 	e->state = s->__sk_common.skc_state;
 	e->probes_out = tka_ro(struct inet_connection_sock, sk)->icsk_probes_out;
-	e->direction = tka_direction_of(s->sk_max_ack_backlog);
+	e->direction = direction;
 	e->gone_follows = 0;
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
 	if (family == TKA_AF_INET6) {
@@ -91,6 +105,14 @@ static __always_inline void tka_fill(struct tka_event *e, const void *sk, __u8 k
 		*(__u32 *)e->saddr = s->__sk_common.skc_rcv_saddr;
 		*(__u32 *)e->daddr = s->__sk_common.skc_daddr;
 	}
+}
+
+/* Everything but kind from sk, through plain loads (see tka_ro). */
+static __always_inline void tka_fill(struct tka_event *e, const void *sk, __u8 kind)
+{
+	const struct sock *s = tka_ro(struct sock, sk);
+
+	tka_fill_attr(e, sk, kind, tka_cgroup_id(s), tka_direction_of(s->sk_max_ack_backlog));
 }
 
 #endif /* TKA_SOCK_BPF_H */
