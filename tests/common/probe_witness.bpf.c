@@ -24,7 +24,8 @@
  *    kind from a gap of the tracepoint.
  * Built against the running kernel's vmlinux.h: LINUX_MIB_TCPKEEPALIVE and
  * LINUX_MIB_TCPABORTONTIMEOUT are indices into the kernel's MIB array that
- * are not promised stable across versions, which is fine for a test tool and why the agent does not do this.
+ * are not promised stable across versions, which is fine for a test tool
+ * and why the agent does not do this.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
