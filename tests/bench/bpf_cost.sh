@@ -16,6 +16,11 @@
 #   idle       nothing of ours runs but the agent           (IDLE_S, 30 s)
 #   keepalive  KA_CONNS connections, keepalive on both ends, probing every
 #              second: 2*KA_CONNS probing sockets            (KA_S, 20 s)
+#   halfopen   the keepalive load plus HALF_CONNS connections whose packets
+#              from their listener's port are dropped (nftables, in the
+#              namespace): 2*HALF_CONNS sockets whose probes go unanswered,
+#              as on a host with half-open connections. Not in the default
+#              SCENARIOS.                                      (KA_S, 20 s)
 #   storm      STORM_PINGPONG connections in paced ping-pong plus STORM_CHURN
 #              connect/exchange/close per second: many timers and state
 #              changes, none of them keepalive               (STORM_S, 20 s)
@@ -29,7 +34,7 @@
 # pins nothing and never shares or removes the state map pinned by another
 # agent on the host. Everything started here is ended on exit, by pid, and the
 # namespace is removed.
-# Environment: IDLE_S KA_S STORM_S KA_CONNS STORM_PINGPONG STORM_CHURN
+# Environment: IDLE_S KA_S STORM_S KA_CONNS HALF_CONNS (default 100) STORM_PINGPONG STORM_CHURN
 #   KA_SPREAD_MS (the keepalive connections open over this long, default 1000,
 #   so their timers spread over the second; 0 opens them at once: one burst a
 #   second)  SCENARIOS (default "idle keepalive storm")
@@ -42,6 +47,7 @@ idle_s=${IDLE_S:-30}
 ka_s=${KA_S:-20}
 storm_s=${STORM_S:-20}
 ka_conns=${KA_CONNS:-1000}
+half_conns=${HALF_CONNS:-100}
 ka_spread=${KA_SPREAD_MS:-1000}
 storm_pp=${STORM_PINGPONG:-1000}
 storm_churn=${STORM_CHURN:-2000}
@@ -51,7 +57,7 @@ port=${PORT:-9979}
 tcpka=$build/agent/tcpka
 bench=$build/tests/bench
 for sc in $scenarios; do
-  [[ $sc == idle || $sc == keepalive || $sc == storm ]] || { echo "unknown scenario $sc" >&2; exit 2; }
+  [[ $sc == idle || $sc == keepalive || $sc == halfopen || $sc == storm ]] || { echo "unknown scenario $sc" >&2; exit 2; }
 done
 for f in "$tcpka" "$bench"/tcpka_bench_floor "$bench"/tcpka_hold_sockets "$bench"/tcpka_bench_storm; do
   [[ -x $f ]] || { echo "missing $f: build first" >&2; exit 1; }
@@ -181,15 +187,36 @@ run_idle() {
   window idle "$1" "$tmp"/a "$tmp"/b
 }
 
+# run_keepalive ROUND [SCENARIO]: the keepalive load; with SCENARIO halfopen,
+# also the half-open connections.
 run_keepalive() {
-  local load p0 p1
+  local sc=${2:-keepalive} load half="" half_port="" p0 p1
   "${in_ns[@]}" "$bench"/tcpka_hold_sockets --keepalive --spread-ms "$ka_spread" "$ka_conns" \
     > "$tmp"/ka.out 2> "$tmp"/ka.err &
   load=$!
   pids+=("$load")
   wait_line "$tmp"/ka.out '^ready' 60 "$load"
-  sleep 3  # every keepalive timer has fired at least once: steady probing
-  note_others keepalive "$1"
+  if [[ $sc == halfopen ]]; then
+    "${in_ns[@]}" "$bench"/tcpka_hold_sockets --keepalive --print-port --spread-ms "$ka_spread" \
+      "$half_conns" > "$tmp"/half.out 2> "$tmp"/half.err &
+    half=$!
+    pids+=("$half")
+    wait_line "$tmp"/half.out '^ready' 60 "$half"
+    half_port=$(awk '$1 == "port" {print $2}' "$tmp"/half.out)
+    # In our namespace only; removed with it at exit, and here after the window.
+    "${in_ns[@]}" nft -f - <<NFT
+table inet tkb_halfopen {
+  chain out {
+    type filter hook output priority 0;
+    tcp sport $half_port drop
+  }
+}
+NFT
+  fi
+  # Every keepalive timer has fired at least once: steady probing. The
+  # half-open sockets have had their second unanswered probe.
+  sleep 3
+  note_others "$sc" "$1"
   snapshot > "$tmp"/a
   p0=$(probes)
   sleep "$ka_s"
@@ -197,10 +224,18 @@ run_keepalive() {
   # Right away, as p0: the agent reads the ring buffer with the same lag at
   # both ends, so the count covers the window.
   p1=$(probes)
-  note_others keepalive "$1"
-  window keepalive "$1" "$tmp"/a "$tmp"/b
-  echo "keepalive $1 probes $((p1 - p0)) 0" >> "$tmp"/raw
+  note_others "$sc" "$1"
+  window "$sc" "$1" "$tmp"/a "$tmp"/b
+  echo "$sc $1 probes $((p1 - p0)) 0" >> "$tmp"/raw
   stop "$load"
+  if [[ -n $half ]]; then
+    stop "$half"
+    "${in_ns[@]}" nft delete table inet tkb_halfopen
+  fi
+}
+
+run_halfopen() {
+  run_keepalive "$1" halfopen
 }
 
 run_storm() {
@@ -223,6 +258,7 @@ run_storm() {
 echo "machine: $(nproc) CPUs, Linux $(uname -r); agent pid $agent, floor pids $floor1 (/1) $floor2 (/2)"
 echo "rounds=$rounds scenarios: $scenarios; idle=${idle_s}s keepalive=${ka_s}s (${ka_conns} conns," \
   "$((2 * ka_conns)) probing sockets, opened over ${ka_spread} ms)" \
+  "halfopen: the keepalive load and ${half_conns} conns dropping (${half_conns}x2 unanswered sockets)" \
   "storm=${storm_s}s (${storm_pp} ping-pong conns, ${storm_churn} churn/s)"
 touch "$tmp"/shared
 for ((r = 1; r <= rounds; r++)); do
@@ -267,7 +303,7 @@ awk -v idle="$idle_s" -v ka="$ka_s" -v storm="$storm_s" "$median"'
     if ($4) ns[key] = ns[key] " " $5 / $4
   }
   END {
-    secs["idle"] = idle; secs["keepalive"] = ka; secs["storm"] = storm
+    secs["idle"] = idle; secs["keepalive"] = ka; secs["halfopen"] = ka; secs["storm"] = storm
     for (h in hook) if (h ~ /^tkb_/) floor_of[hook[h]] = h
     for (i = 1; i <= n; i++) {
       split(order[i], k, SUBSEP)

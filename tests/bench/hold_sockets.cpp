@@ -6,11 +6,13 @@
 //                   (SO_KEEPALIVE, TCP_KEEPIDLE=1, TCP_KEEPINTVL=1,
 //                   TCP_KEEPCNT=100): 2N probing sockets. The peers are alive,
 //                   so every probe is answered.
+//   --print-port    prints "port P" (the listener's port) before "ready", so a
+//                   benchmark can drop its packets (bpf_cost.sh, halfopen)
 //   --spread-ms MS  opens the connections evenly over MS milliseconds, so
 //                   their keepalive timers spread over the second as on a host
 //                   whose connections did not all start at once (default 0:
 //                   all at once, one burst of expiries).
-// usage: tcpka_hold_sockets [--keepalive] [--spread-ms MS] CONNECTIONS
+// usage: tcpka_hold_sockets [--keepalive] [--print-port] [--spread-ms MS] CONNECTIONS
 //        (tests/bench/lib.sh, keepalive_scale.sh, bpf_cost.sh)
 #include <cerrno>
 #include <chrono>
@@ -24,7 +26,9 @@
 namespace {
 
 int usage(const char* argv0) {
-  std::fprintf(stderr, "usage: %s [--keepalive] [--spread-ms MS] CONNECTIONS(1..9000)\n", argv0);
+  std::fprintf(stderr,
+               "usage: %s [--keepalive] [--print-port] [--spread-ms MS] CONNECTIONS(1..9000)\n",
+               argv0);
   return 2;
 }
 
@@ -39,11 +43,13 @@ long number(const char* s, long lo, long hi) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool keepalive = false;
+  bool keepalive = false, print_port = false;
   long spread_ms = 0, n = -1;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--keepalive") == 0) {
       keepalive = true;
+    } else if (std::strcmp(argv[i], "--print-port") == 0) {
+      print_port = true;
     } else if (std::strcmp(argv[i], "--spread-ms") == 0 && i + 1 < argc) {
       if ((spread_ms = number(argv[++i], 0, 3'600'000)) < 0) return usage(argv[0]);
     } else if (n < 0) {
@@ -71,6 +77,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  if (print_port) std::printf("port %u\n", ntohs(addr.sin_port));
   bench::print_ready();
   bench::wait_signal(stop);
   return 0;
