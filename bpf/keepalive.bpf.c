@@ -47,6 +47,48 @@ __u64 tka_drops[TKA_DROP__COUNT];
  */
 __u64 tka_unanswered SEC(".data.tka_unanswered") __attribute__((aligned(64)));
 
+/*
+ * The same count split by a hash of the socket's address (the key of
+ * tka_probed): how many of its entries fall in each bucket. While some
+ * sockets have an unanswered probe (half-open connections, the case this
+ * agent is for), a socket whose bucket is empty cannot be in tka_probed, so
+ * the timer entry of an answered socket and tcp_destroy_sock skip the cold
+ * lookup for nearly all sockets instead of for none. 16 KiB: allocated from
+ * the kernel's direct map, and read only while tka_unanswered is not 0.
+ */
+#define TKA_UNANSWERED_BUCKETS_LOG2 12
+__u32 tka_unanswered_in[1 << TKA_UNANSWERED_BUCKETS_LOG2] SEC(".data.tka_unanswered_in");
+
+/*
+ * A socket's address as a number (addr), for its bucket. The verifier still
+ * sees a pointer in a key made from sk or from its timer, and allows no
+ * arithmetic on it but adding and subtracting, nor reading a spilled one in
+ * parts. The timer entry reads it back from the bracket, a map value; the
+ * paths that run only while some socket has an unanswered probe have a
+ * helper copy it (tka_addr).
+ */
+static __always_inline __u64 tka_addr(__u64 key)
+{
+	__u64 n = 0;
+
+	bpf_probe_read_kernel(&n, sizeof(n), &key);
+	return n;
+}
+
+static __always_inline __u32 *tka_unanswered_bucket(__u64 addr)
+{
+	/* Fibonacci hashing: socket addresses are a slab's stride apart. */
+	__u32 i = (addr * 0x9E3779B97F4A7C15ULL) >> (64 - TKA_UNANSWERED_BUCKETS_LOG2);
+
+	return &tka_unanswered_in[i & ((1 << TKA_UNANSWERED_BUCKETS_LOG2) - 1)];
+}
+
+/* Whether the socket at addr may be in tka_probed: false means it is not. */
+static __always_inline bool tka_maybe_probed(__u64 addr)
+{
+	return *tka_unanswered_bucket(addr) != 0;
+}
+
 /* Events to the agent. Size set by the agent before load. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -166,20 +208,22 @@ static __always_inline bool tka_same_sock(const struct tka_probed_val *v, __u32 
 	return v->portpair == portpair && (!v->cookie || !cookie || v->cookie == cookie);
 }
 
-/* Removes key from tka_probed; true when this call removed it. Entries and
- * tka_unanswered change together: the timer hooks of a socket can race
- * tcp_destroy_sock from close() on another CPU, and only one delete wins.
+/* Removes key from tka_probed; true when this call removed it. Entries,
+ * tka_unanswered and the key's bucket change together: the timer hooks of a
+ * socket can race tcp_destroy_sock from close() on another CPU, and only one
+ * delete wins.
  */
-static __always_inline bool tka_forget(__u64 key)
+static __always_inline bool tka_forget(__u64 key, __u64 addr)
 {
 	if (bpf_map_delete_elem(&tka_probed, &key))
 		return false;
+	__sync_fetch_and_add(tka_unanswered_bucket(addr), -1);
 	__sync_fetch_and_add(&tka_unanswered, -1);
 	return true;
 }
 
 /* A second probe went out unanswered: remember the socket for its recovery. */
-static __always_inline void tka_remember(__u64 key, __u32 portpair, __u64 cookie)
+static __always_inline void tka_remember(__u64 key, __u64 addr, __u32 portpair, __u64 cookie)
 {
 	struct tka_probed_val *cur = bpf_map_lookup_elem(&tka_probed, &key);
 	struct tka_probed_val v = {.cookie = cookie, .portpair = portpair};
@@ -192,10 +236,13 @@ static __always_inline void tka_remember(__u64 key, __u32 portpair, __u64 cookie
 			bpf_map_update_elem(&tka_probed, &key, &v, BPF_EXIST);
 		return;
 	}
-	if (bpf_map_update_elem(&tka_probed, &key, &v, BPF_NOEXIST))
+	if (bpf_map_update_elem(&tka_probed, &key, &v, BPF_NOEXIST)) {
 		tka_count_drop(TKA_DROP_SOCKMAP);
-	else
-		__sync_fetch_and_add(&tka_unanswered, 1);
+		return;
+	}
+	/* The bucket first: a reader that sees the total sees the bucket. */
+	__sync_fetch_and_add(tka_unanswered_bucket(addr), 1);
+	__sync_fetch_and_add(&tka_unanswered, 1);
 }
 
 static __always_inline struct tka_bracket *tka_bracket(void)
@@ -253,13 +300,13 @@ int BPF_PROG(tka_timer_entry, struct timer_list *timer)
 	b->direction = tka_direction_of(s->sk_max_ack_backlog);
 
 	/* Only an ACK resets icsk_probes_out (tcp_ack): the peer answered. */
-	if (probes == 0 && tka_unanswered) {
+	if (probes == 0 && tka_unanswered && tka_maybe_probed(*(volatile __u64 *)&b->sk)) {
 		struct tka_probed_val *v = bpf_map_lookup_elem(&tka_probed, &key);
 
 		if (v) {
 			bool same = tka_same_sock(v, portpair, s->__sk_common.skc_cookie.counter);
 
-			if (tka_forget(key) && same)
+			if (tka_forget(key, *(volatile __u64 *)&b->sk) && same)
 				tka_emit(sk, TKA_EV_RECOVERED, TKA_OUTCOME_NONE, 0, 0);
 		}
 	}
@@ -308,7 +355,7 @@ int BPF_PROG(tka_timer_exit, struct timer_list *timer)
 	 * answers every probe, so probes_out only ever goes 0 -> 1.
 	 */
 	if (probes >= 2)
-		tka_remember(key, b->portpair, s->__sk_common.skc_cookie.counter);
+		tka_remember(key, tka_addr(key), b->portpair, s->__sk_common.skc_cookie.counter);
 
 	/* Probes are the bulk of the events: no wake-up per probe (each one an
 	 * irq_work, ~12 us under a burst). The agent drains the ring at least
@@ -411,7 +458,13 @@ SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(tka_destroy, struct sock *sk)
 {
 	__u64 key = (__u64)sk;
-	bool probed = tka_unanswered && tka_forget(key);
+	bool probed = false;
+
+	if (tka_unanswered) {
+		__u64 addr = tka_addr(key);
+
+		probed = tka_maybe_probed(addr) && tka_forget(key, addr);
+	}
 
 	/* Every TCP socket ends here: only those with keepalive on can have
 	 * been probed, and the agent forgets the ones it knows. (One whose

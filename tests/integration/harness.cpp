@@ -180,6 +180,21 @@ void Nft::drop_sport(uint16_t port) {
   }
 }
 
+void Nft::undrop_sport(uint16_t port) {
+  // The rule's handle from the listing: "tcp sport PORT drop # handle N".
+  const std::string rule = "tcp sport " + std::to_string(port) + " drop # handle ";
+  std::string list;
+  if (sh("nft -a list chain inet tka out", &list) != 0) throw std::runtime_error("nft list failed");
+  const size_t at = list.find(rule);
+  if (at == std::string::npos) {
+    throw std::runtime_error("nft: no drop rule for port " + std::to_string(port));
+  }
+  const std::string handle = list.substr(at + rule.size(), list.find('\n', at) - at - rule.size());
+  if (sh("nft delete rule inet tka out handle " + handle) != 0) {
+    throw std::runtime_error("nft delete rule failed");
+  }
+}
+
 void Nft::flush() {
   sh("nft flush chain inet tka out");
 }

@@ -89,6 +89,8 @@ class Nft {
   ~Nft();
   // Drops every TCP segment the local stack sends from this source port.
   void drop_sport(uint16_t port);
+  // Removes that rule alone: the other ports' drops stay in force throughout.
+  void undrop_sport(uint16_t port);
   void flush();
 };
 

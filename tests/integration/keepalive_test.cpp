@@ -277,6 +277,36 @@ TEST_P(KeepaliveTest, HundredsOfDeadPeersKilledInTheSameSecond) {
   EXPECT_EQ(metric(m, "tcpka_events_dropped_total"), 0) << m;
 }
 
+// Many sockets in tka_probed at once (unanswered probes), so the timer
+// entry and tcp_destroy_sock must tell, per socket, whether it may be there
+// (tka_unanswered_in): every flaky peer's recovery is seen, while the dead
+// peers' sockets stay unanswered beside them.
+TEST_P(KeepaliveTest, FlakyPeersRecoverBesideDeadOnes) {
+  constexpr int kFlaky = 150, kDead = 50;
+  Listener flaky = listen_on(AF_INET), dead = listen_on(AF_INET);
+  std::vector<Conn> conns;
+  for (int i = 0; i < kFlaky; ++i) conns.push_back(connect_pair(flaky));
+  for (int i = 0; i < kDead; ++i) conns.push_back(connect_pair(dead));
+  Nft nft;
+  nft.drop_sport(flaky.port);
+  nft.drop_sport(dead.port);
+  for (auto& c : conns) set_keepalive(c.client, 1, 1, 60);
+  // Every client has sent at least three probes, none answered.
+  ASSERT_TRUE(eventually([] { return tcpext("TCPKeepAlive") >= 3u * (kFlaky + kDead); },
+                         seconds(8)));
+  nft.undrop_sport(flaky.port);
+  const Labels at_flaky = {{"port", std::to_string(flaky.port)}};
+  EXPECT_TRUE(eventually([&] { return value(kRecovered, at_flaky) == kFlaky; }, seconds(10)))
+      << agent_->metrics();
+  EXPECT_EQ(value(kRecovered, at_flaky), kFlaky);
+  EXPECT_EQ(value(kRecovered, {{"port", std::to_string(dead.port)}}), 0);
+  EXPECT_EQ(value(kKills), 0);
+  for (auto& c : conns) set_keepalive_off(c.client);
+  expect_probes_match_kernel();
+  const std::string m = agent_->metrics();
+  EXPECT_EQ(metric(m, "tcpka_events_dropped_total"), 0) << m;
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, KeepaliveTest,
                          ::testing::Values("reset-reason", "timer-bracket"), [](const auto& info) {
                            std::string n = info.param;
