@@ -19,8 +19,7 @@
 #   halfopen   the keepalive load plus HALF_CONNS connections whose packets
 #              from their listener's port are dropped (nftables, in the
 #              namespace): 2*HALF_CONNS sockets whose probes go unanswered,
-#              as on a host with half-open connections. Not in the default
-#              SCENARIOS.                                      (KA_S, 20 s)
+#              as on a host with half-open connections.       (KA_S, 20 s)
 #   storm      STORM_PINGPONG connections in paced ping-pong plus STORM_CHURN
 #              connect/exchange/close per second: many timers and state
 #              changes, none of them keepalive               (STORM_S, 20 s)
@@ -37,7 +36,7 @@
 # Environment: IDLE_S KA_S STORM_S KA_CONNS HALF_CONNS (default 100) STORM_PINGPONG STORM_CHURN
 #   KA_SPREAD_MS (the keepalive connections open over this long, default 1000,
 #   so their timers spread over the second; 0 opens them at once: one burst a
-#   second)  SCENARIOS (default "idle keepalive storm")
+#   second)  SCENARIOS (default "idle keepalive halfopen storm")
 #   TCPKA_BUILD (build directory, default build)  PORT (default 9979)
 #   AGENT_ARGS (more `tcpka run` flags, word-split, e.g. "--ringbuf-bytes 262144")
 set -euo pipefail
@@ -51,7 +50,7 @@ half_conns=${HALF_CONNS:-100}
 ka_spread=${KA_SPREAD_MS:-1000}
 storm_pp=${STORM_PINGPONG:-1000}
 storm_churn=${STORM_CHURN:-2000}
-scenarios=${SCENARIOS:-idle keepalive storm}
+scenarios=${SCENARIOS:-idle keepalive halfopen storm}
 build=${TCPKA_BUILD:-build}
 port=${PORT:-9979}
 tcpka=$build/agent/tcpka

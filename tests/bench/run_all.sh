@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark of this directory, one after another, and writes one
 # Markdown report: the machine, the revision, and for each benchmark the exact
-# command and its full output. About 16 minutes with the defaults.
+# command and its full output. About 17 minutes with the defaults.
 # usage: tests/bench/run_all.sh [REPORT]   (as root, after `cmake --build build`;
 #        REPORT defaults to tests/bench/report-<date>.md)
 # Run it on a quiet machine: the scripts print how many other tcpka processes
