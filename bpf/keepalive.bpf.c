@@ -223,7 +223,7 @@ static __always_inline bool tka_forget(__u64 key, __u64 addr)
 }
 
 /* A second probe went out unanswered: remember the socket for its recovery. */
-static __always_inline void tka_remember(__u64 key, __u64 addr, __u32 portpair, __u64 cookie)
+static __always_inline void tka_remember(__u64 key, __u32 portpair, __u64 cookie)
 {
 	struct tka_probed_val *cur = bpf_map_lookup_elem(&tka_probed, &key);
 	struct tka_probed_val v = {.cookie = cookie, .portpair = portpair};
@@ -241,7 +241,7 @@ static __always_inline void tka_remember(__u64 key, __u64 addr, __u32 portpair, 
 		return;
 	}
 	/* The bucket first: a reader that sees the total sees the bucket. */
-	__sync_fetch_and_add(tka_unanswered_bucket(addr), 1);
+	__sync_fetch_and_add(tka_unanswered_bucket(tka_addr(key)), 1);
 	__sync_fetch_and_add(&tka_unanswered, 1);
 }
 
@@ -355,7 +355,7 @@ int BPF_PROG(tka_timer_exit, struct timer_list *timer)
 	 * answers every probe, so probes_out only ever goes 0 -> 1.
 	 */
 	if (probes >= 2)
-		tka_remember(key, tka_addr(key), b->portpair, s->__sk_common.skc_cookie.counter);
+		tka_remember(key, b->portpair, s->__sk_common.skc_cookie.counter);
 
 	/* Probes are the bulk of the events: no wake-up per probe (each one an
 	 * irq_work, ~12 us under a burst). The agent drains the ring at least
