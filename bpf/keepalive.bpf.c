@@ -432,21 +432,23 @@ int BPF_PROG(tka_err_report, const struct sock *sk)
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(tka_recv_reset, struct sock *sk)
 {
-	const struct inet_connection_sock *icsk = (void *)sk;
-	const struct tcp_sock *tp = (void *)sk;
-	int state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	int err;
+	/* Plain loads (tka_ro), not one helper call per field: every reset the
+	 * host receives passes here, and the first test rejects nearly all.
+	 */
+	const struct tcp_sock *tp = tka_ro(struct tcp_sock, sk);
+	int state, err;
 
-	if (!BPF_CORE_READ(icsk, icsk_probes_out))
+	if (!tka_ro(struct inet_connection_sock, sk)->icsk_probes_out)
 		return 0;
 	/* Probes with nothing in flight and nothing queued are keepalive
 	 * probes; zero-window probes (tcp_probe_timer) have data queued.
 	 */
-	if (BPF_CORE_READ(tp, packets_out) || BPF_CORE_READ(tp, write_seq) != BPF_CORE_READ(tp, snd_nxt))
+	if (tp->packets_out || tp->write_seq != tp->snd_nxt)
 		return 0;
-	if (!(BPF_CORE_READ(sk, __sk_common.skc_flags) & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_KEEPOPEN))))
+	if (!tka_sock_flag(sk, SOCK_KEEPOPEN))
 		return 0;
 	/* Mirrors tcp_reset(): CLOSE ignores the RST, CLOSE_WAIT reports EPIPE. */
+	state = tka_ro(struct sock, sk)->__sk_common.skc_state;
 	if (state == TCP_CLOSE || state == TCP_SYN_SENT)
 		return 0;
 	err = state == TCP_CLOSE_WAIT ? TKA_EPIPE : TKA_ECONNRESET;
