@@ -300,13 +300,15 @@ int BPF_PROG(tka_timer_entry, struct timer_list *timer)
 	b->direction = tka_direction_of(s->sk_max_ack_backlog);
 
 	/* Only an ACK resets icsk_probes_out (tcp_ack): the peer answered. */
-	if (probes == 0 && tka_unanswered && tka_maybe_probed(*(volatile __u64 *)&b->sk)) {
-		struct tka_probed_val *v = bpf_map_lookup_elem(&tka_probed, &key);
+	if (probes == 0 && tka_unanswered) {
+		/* The address as a number, read back from the map (see tka_addr). */
+		__u64 addr = *(volatile __u64 *)&b->sk;
+		struct tka_probed_val *v = tka_maybe_probed(addr) ? bpf_map_lookup_elem(&tka_probed, &key) : NULL;
 
 		if (v) {
 			bool same = tka_same_sock(v, portpair, s->__sk_common.skc_cookie.counter);
 
-			if (tka_forget(key, *(volatile __u64 *)&b->sk) && same)
+			if (tka_forget(key, addr) && same)
 				tka_emit(sk, TKA_EV_RECOVERED, TKA_OUTCOME_NONE, 0, 0);
 		}
 	}
