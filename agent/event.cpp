@@ -60,17 +60,19 @@ std::string_view tcp_state_name(unsigned state) {
 namespace {
 
 std::string addr_text(uint16_t family, const uint8_t* raw) {
-  char buf[INET6_ADDRSTRLEN] = {};
   if (family == AF_INET) {
     // glibc's inet_ntop formats IPv4 through sprintf: a visible share of an
     // audit of many sockets. Same text, written directly.
-    char* p = buf;
+    std::string out;
+    out.reserve(15);
     for (int i = 0; i < 4; ++i) {
-      if (i) *p++ = '.';
-      p = std::to_chars(p, buf + sizeof(buf), raw[i]).ptr;
+      char digits[3];  // a byte has at most 3: to_chars cannot fail here
+      if (i) out += '.';
+      out.append(digits, std::to_chars(digits, digits + sizeof(digits), raw[i]).ptr);
     }
-    return std::string(buf, p);
+    return out;
   }
+  char buf[INET6_ADDRSTRLEN] = {};
   inet_ntop(AF_INET6, raw, buf, sizeof(buf));
   return buf;
 }

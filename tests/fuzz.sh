@@ -10,7 +10,7 @@ build=${TCPKA_FUZZ_BUILD_DIR:-build-fuzz}
 
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTCPKA_FUZZ=ON \
+CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTCPKA_FUZZ=ON -DTCPKA_WERROR=ON \
   -DTCPKA_BUILD_TESTS=OFF -DTCPKA_FUZZ_SECONDS="${TCPKA_FUZZ_SECONDS:-12}" "${launcher[@]}" >/dev/null
 cmake --build "$build" -j"$(nproc)"
 ctest --test-dir "$build" -L '^fuzz$' --output-on-failure "$@"

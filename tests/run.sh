@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install dependencies, build, run every test (unit and privileged
 # integration), print ctest's summary. Then the unit and integration tests
-# again under ASan+UBSan (tests/sanitize.sh), and the fuzz targets
-# (tests/fuzz.sh). With arguments, only the main build's ctest runs, with them.
+# again under ASan+UBSan (tests/sanitize.sh), the fuzz targets
+# (tests/fuzz.sh), and a Release build with warnings as errors. With
+# arguments, only the main build's ctest runs, with them.
 # Run as root: the integration tests load BPF programs, create network
 # namespaces and cgroups, and fail (they do not skip) without those rights.
 set -euo pipefail
@@ -18,7 +19,7 @@ if [[ -n $cg2 ]]; then
   for d in "$cg2"/tcpka-test-* "$cg2"/tcpka-unit-*; do [[ -d $d ]] && rmdir "$d" 2>/dev/null || true; done
 fi
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTCPKA_WERROR=ON >/dev/null
 cmake --build build -j"$(nproc)"
 if (($#)); then
   # Arguments pick tests of the main build only (ctest -R, -L ...).
@@ -38,6 +39,15 @@ status=0
 run_tier main ctest --test-dir build --output-on-failure || status=1
 run_tier sanitize tests/sanitize.sh || status=1  # build-asan: unit + integration, ASan+UBSan
 run_tier fuzz tests/fuzz.sh || status=1          # build-fuzz: each libFuzzer target, 12 s
+# build-release: what `cmake -DCMAKE_BUILD_TYPE=Release` (-O3) compiles for a user, warnings
+# as errors: the optimiser finds warnings -O2 does not.
+release_build() {
+  local launcher=()
+  command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DTCPKA_WERROR=ON "${launcher[@]}" >/dev/null &&
+    cmake --build build-release -j"$(nproc)"
+}
+run_tier release release_build || status=1
 echo
 printf 'tier %s\n' "${tiers[@]}"
 exit "$status"

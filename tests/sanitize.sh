@@ -16,7 +16,7 @@ build=${TCPKA_ASAN_BUILD_DIR:-build-asan}
 
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTCPKA_SANITIZE=address,undefined \
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTCPKA_SANITIZE=address,undefined -DTCPKA_WERROR=ON \
   "${launcher[@]}" >/dev/null
 cmake --build "$build" -j"$(nproc)" --target tcpka tcpka_unit_tests tcpka_integration_tests
 
