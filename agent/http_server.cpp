@@ -376,7 +376,11 @@ void HttpServer::finish(int fd) {
 void HttpServer::serve(int fd) {
   const auto timeout = std::chrono::milliseconds(limits_.request_timeout_ms);
   const auto deadline = Clock::now() + timeout;
-  WebSecurity* web = security_.web.get();
+  std::shared_ptr<WebSecurity> web;
+  {
+    std::lock_guard lock(mu_);
+    web = security_.web;
+  }
   std::unique_ptr<SSL, SslDeleter> ssl;
   if (web && web->tls) {
     // Plain HTTP on a TLS port gets a plain answer saying so; a TLS record
@@ -449,6 +453,11 @@ void HttpServer::serve(int fd) {
   release_slot(fd);
   ::shutdown(fd, SHUT_WR);
   finish(fd);
+}
+
+void HttpServer::set_web(std::shared_ptr<WebSecurity> web) {
+  std::lock_guard lock(mu_);
+  security_.web = std::move(web);
 }
 
 void HttpServer::release_slot(int fd) {

@@ -78,6 +78,11 @@ class HttpServer {
 
   uint16_t port() const { return port_; }
 
+  // What connections accepted from now on get: TLS, basic auth and headers
+  // (null: plain HTTP, no auth). One already being served keeps what it
+  // started with.
+  void set_web(std::shared_ptr<WebSecurity> web);
+
  private:
   HttpServer() = default;
   void accept_loop();

@@ -285,13 +285,14 @@ std::vector<MetricFamily> MetricsCollector::families(const Aggregator::Snapshot&
                       MetricType::Gauge);
   add(start, {}, info_.start_time_seconds);
   auto reload_ok = family("tcpka_config_last_reload_successful",
-                          "1 when the last SIGHUP reload was applied (or none happened), 0 when "
-                          "it was refused and the previous configuration kept.",
+                          "1 when the last reload (SIGHUP, or a change to the web-config "
+                          "files) was applied or none happened, 0 when it was refused and the "
+                          "previous configuration kept.",
                           MetricType::Gauge);
   add(reload_ok, {}, counters_.reload_ok.load(std::memory_order_relaxed) ? 1 : 0);
   auto reload_time = family("tcpka_config_last_reload_success_timestamp_seconds",
-                            "When the configuration was last applied (start or SIGHUP), seconds "
-                            "since the epoch.",
+                            "When the configuration was last applied (start, SIGHUP or a "
+                            "web-config change), seconds since the epoch.",
                             MetricType::Gauge);
   add(reload_time, {}, counters_.reload_success_time.load(std::memory_order_relaxed));
 

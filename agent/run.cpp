@@ -1,7 +1,7 @@
 // `tcpka run`: the agent. Threads: the ring-buffer poller (events ->
 // aggregator), the HTTP server's, and main, which waits for signals, applies
-// SIGHUP reloads and removes series of vanished cgroups every --gc-interval
-// seconds.
+// SIGHUP reloads, reads the web-config files again when they change, and
+// removes series of vanished cgroups every --gc-interval seconds.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -236,7 +236,12 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   // /healthz answers without basic auth: kubelet probes cannot send it, and
   // it tells no more than whether the agent works (TLS still applies).
   HttpSecurity security{nullptr, {"/healthz"}};
+  // The web-config file in force, and its files' stamps when last read:
+  // taken before reading, so a change made meanwhile is read again.
+  std::string web_path = cfg.web_config_file;
+  std::string web_seen;
   if (!cfg.web_config_file.empty()) {
+    web_seen = file_stamps(web_config_files(web_path));
     auto web = WebSecurity::load(cfg.web_config_file);
     if (!web) {
       stop = true;
@@ -308,7 +313,19 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     if (!next) return Error{next.error()};
     const ReloadPlan plan = plan_reload(live, *next);
     const RunConfig& want = plan.applied;
-    // Policies first: the one step the kernel may refuse.
+    // The web-config file (its certificates too) before anything changes:
+    // one that does not load fails the whole reload.
+    std::shared_ptr<WebSecurity> web;
+    std::string web_stamps;
+    if (!want.web_config_file.empty()) {
+      web_stamps = file_stamps(web_config_files(want.web_config_file));
+      // Tried as it is now: the check for changed files need not try it again.
+      if (want.web_config_file == web_path) web_seen = web_stamps;
+      auto w = WebSecurity::load(want.web_config_file);
+      if (!w) return Error{"--web-config-file: " + w.error()};
+      web = std::move(w.value());
+    }
+    // Policies next: the one step the kernel may refuse.
     auto wanted = resolve_all(want.policies, root.value_or(""));
     if (!wanted) return Error{wanted.error()};
     if (auto r = policies.reconcile(*wanted); !r) return Error{"keepalive policy: " + r.error()};
@@ -331,6 +348,9 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
       pods = std::move(fresh);
     }
     auditor.keep_pin(want.state_persist);
+    server.value()->set_web(std::move(web));
+    web_path = want.web_config_file;
+    web_seen = std::move(web_stamps);
     for (const auto& key : plan.restart) {
       std::fprintf(stderr,
                    "tcpka: SIGHUP: '%s' changed but needs a restart; the running value is kept\n",
@@ -355,6 +375,26 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
         if (why.rfind("tcpka: ", 0) == 0) why.erase(0, 7);
         std::fprintf(stderr, "tcpka: SIGHUP: reload failed, kept the previous configuration: %s\n",
                      why.c_str());
+      }
+    }
+    // Certificates are rotated by rewriting their files (cert-manager, a
+    // Secret volume), with no signal: a change to any file of the web
+    // config is read within a second, as exporter-toolkit reads its file for
+    // each connection. One that does not load (a key written before its
+    // certificate) leaves the previous one serving until the next change.
+    if (!web_path.empty()) {
+      if (std::string now = file_stamps(web_config_files(web_path)); now != web_seen) {
+        web_seen = std::move(now);
+        if (auto w = WebSecurity::load(web_path); w) {
+          server.value()->set_web(std::move(w.value()));
+          counters.reload_ok = true;
+          counters.reload_success_time = unix_now();
+          std::fprintf(stderr, "tcpka: web config %s changed: reloaded\n", web_path.c_str());
+        } else {
+          counters.reload_ok = false;
+          std::fprintf(stderr, "tcpka: web config %s changed: reload failed, kept the previous: %s\n",
+                       web_path.c_str(), w.error().c_str());
+        }
       }
     }
     if (std::chrono::steady_clock::now() >= next_gc) {

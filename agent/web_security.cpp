@@ -1,6 +1,7 @@
 #include "web_security.h"
 
 #include <crypt.h>
+#include <sys/stat.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -255,6 +256,32 @@ Result<std::shared_ptr<WebSecurity>> WebSecurity::load(const std::string& path) 
   }
   sec->headers = std::move(cfg->headers);
   return sec;
+}
+
+std::vector<std::string> web_config_files(const std::string& path) {
+  std::vector<std::string> files = {path};
+  if (auto cfg = load_web_config(path); cfg && cfg->tls) {
+    for (const std::string* f : {&cfg->tls->cert_file, &cfg->tls->key_file,
+                                 &cfg->tls->client_ca_file}) {
+      if (!f->empty()) files.push_back(*f);
+    }
+  }
+  return files;
+}
+
+std::string file_stamps(const std::vector<std::string>& files) {
+  std::string out;
+  for (const auto& f : files) {
+    struct stat st {};
+    if (::stat(f.c_str(), &st) != 0) {
+      out += f + " missing\n";
+      continue;
+    }
+    out += f + ' ' + std::to_string(st.st_dev) + ' ' + std::to_string(st.st_ino) + ' ' +
+           std::to_string(st.st_size) + ' ' + std::to_string(st.st_mtim.tv_sec) + '.' +
+           std::to_string(st.st_mtim.tv_nsec) + '\n';
+  }
+  return out;
 }
 
 }  // namespace tcpka

@@ -60,4 +60,15 @@ struct WebSecurity {
   static Result<std::shared_ptr<WebSecurity>> load(const std::string& path);
 };
 
+// The files a web-config file makes the endpoint depend on: the file itself
+// and the certificate, key and client CA files it names (resolved as load()
+// does), or the file alone when it does not parse.
+std::vector<std::string> web_config_files(const std::string& path);
+
+// What the files are now: device, inode, size and modification time of each
+// (or that it is missing). stat() follows symlinks, so the symlink swap by
+// which Kubernetes updates a mounted Secret shows as a new inode. Equal
+// stamps: nothing to read again.
+std::string file_stamps(const std::vector<std::string>& files);
+
 }  // namespace tcpka

@@ -133,6 +133,7 @@ class Background {
   Background& operator=(const Background&) = delete;
   std::string log() const;
   bool running();
+  pid_t pid() const { return pid_; }
 
  private:
   pid_t pid_ = -1;

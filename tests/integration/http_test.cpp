@@ -365,12 +365,7 @@ class Pki {
     dir_ = mkdtemp(tmpl);
     const std::string d = dir_;
     const std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
-    auto ok = [&](const std::string& cmd) {
-      std::string out;
-      if (sh("cd " + d + " && " + cmd + " 2>&1", &out) != 0) {
-        throw std::runtime_error("openssl failed: " + cmd + "\n" + out);
-      }
-    };
+    auto ok = [&](const std::string& cmd) { run(cmd); };
     for (const std::string ca : {"ca", "otherca"}) {
       ok("openssl req -x509 " + ec + " -keyout " + ca + ".key -out " + ca +
          ".crt -days 2 -subj /CN=" + ca);
@@ -390,8 +385,21 @@ class Pki {
   ~Pki() { fs::remove_all(dir_); }
   std::string path(const std::string& name) const { return dir_ + "/" + name; }
   const std::string& dir() const { return dir_; }
+  // NAME.crt and NAME.key: another server certificate for 127.0.0.1, signed by CA.
+  void issue_server(const std::string& name, const std::string& ca) const {
+    run("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + name +
+        ".key -out " + name + ".csr -subj /CN=tcpka");
+    run("openssl x509 -req -in " + name + ".csr -CA " + ca + ".crt -CAkey " + ca +
+        ".key -CAcreateserial -days 2 -extfile server.ext -out " + name + ".crt");
+  }
 
  private:
+  void run(const std::string& cmd) const {
+    std::string out;
+    if (sh("cd " + dir_ + " && " + cmd + " 2>&1", &out) != 0) {
+      throw std::runtime_error("openssl failed: " + cmd + "\n" + out);
+    }
+  }
   std::string dir_;
 };
 
@@ -565,6 +573,95 @@ TEST_F(HttpTest, BadWebConfigIsRefusedBeforeLoadingNamingFileLineAndKey) {
       << out;
   EXPECT_NE(out.find("key values mismatch"), std::string::npos) << out;
   EXPECT_EQ(count_our_programs(), programs_before);
+}
+
+// Certificates are rotated by rewriting their files, with no signal to the
+// agent (cert-manager, a Secret volume): the agent serves the new pair within
+// seconds, and keeps the old one while the files do not match each other.
+TEST_F(HttpTest, RotatedCertificateIsServedWithoutRestartOrSignal) {
+  TestNetns netns;
+  Pki pki;
+  pki.issue_server("next", "otherca");
+  TlsAgent agent(pki, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n");
+  const std::string url = " https://127.0.0.1:9977/metrics";
+  // Whether a client that trusts only `ca` gets the metrics; their body in *body.
+  auto trusted_by = [&](const std::string& ca, std::string* body = nullptr) {
+    std::string code;
+    return curl(" --cacert " + pki.path(ca + ".crt") + url, &code, body) == 0 && code == "200";
+  };
+  auto reload_ok = [&](const std::string& ca) {
+    std::string body;
+    return trusted_by(ca, &body) ? metric(body, "tcpka_config_last_reload_successful") : -1;
+  };
+  ASSERT_TRUE(trusted_by("ca"));
+  ASSERT_FALSE(trusted_by("otherca"));
+  EXPECT_EQ(reload_ok("ca"), 1);
+
+  // The new key first, written in place: it does not match the certificate.
+  fs::copy_file(pki.path("next.key"), pki.path("server.key"),
+                fs::copy_options::overwrite_existing);
+  EXPECT_TRUE(eventually([&] { return reload_ok("ca") == 0; }, seconds(10))) << agent.log();
+  EXPECT_TRUE(trusted_by("ca")) << "the previous pair keeps serving";
+  EXPECT_NE(agent.log().find("reload failed, kept the previous"), std::string::npos)
+      << agent.log();
+
+  // Then the certificate, replaced by a rename as a Secret volume's update is.
+  fs::copy_file(pki.path("next.crt"), pki.path("server.crt.new"));
+  fs::rename(pki.path("server.crt.new"), pki.path("server.crt"));
+  EXPECT_TRUE(eventually([&] { return trusted_by("otherca"); }, seconds(10))) << agent.log();
+  EXPECT_FALSE(trusted_by("ca"));
+  EXPECT_EQ(reload_ok("otherca"), 1);
+}
+
+// SIGHUP reads --web-config-file again from the config file: another file
+// applies (basic auth added), none means plain HTTP, and one that does not
+// load changes nothing.
+TEST_F(HttpTest, SighupAppliesAnotherWebConfigFileOrNone) {
+  TestNetns netns;
+  Pki pki;
+  const std::string tls = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n";
+  std::ofstream(pki.path("tls.yml")) << tls;
+  std::ofstream(pki.path("auth.yml")) << tls + "basic_auth_users:\n  prometheus: " +
+                                             bcrypt("correct horse") + "\n";
+  // A key that does not belong to the certificate.
+  std::ofstream(pki.path("bad.yml"))
+      << "tls_server_config:\n  cert_file: server.crt\n  key_file: client.key\n";
+  const std::string conf = pki.path("tcpka.conf");
+  auto use = [&](const std::string& web) {
+    std::ofstream(conf) << "listen = \"127.0.0.1:9977\"\n"
+                        << (web.empty() ? "" : "web-config-file = \"" + pki.path(web) + "\"\n");
+  };
+  use("tls.yml");
+  Background agent({agent_binary(), "run", "--config", conf});
+  const std::string https = " --cacert " + pki.path("ca.crt") + " https://127.0.0.1:9977/metrics";
+  auto status = [&](const std::string& args) {
+    std::string code;
+    curl(args, &code);
+    return code;
+  };
+  ASSERT_TRUE(eventually([&] { return status(https) == "200"; }, seconds(20))) << agent.log();
+
+  use("bad.yml");
+  ASSERT_EQ(kill(agent.pid(), SIGHUP), 0);
+  EXPECT_TRUE(eventually(
+      [&] {
+        return agent.log().find("SIGHUP: reload failed, kept the previous configuration: "
+                                "--web-config-file:") != std::string::npos;
+      },
+      seconds(10)))
+      << agent.log();
+  EXPECT_EQ(status(https), "200") << "the running file keeps serving";
+
+  use("auth.yml");
+  ASSERT_EQ(kill(agent.pid(), SIGHUP), 0);
+  EXPECT_TRUE(eventually([&] { return status(https) == "401"; }, seconds(10))) << agent.log();
+  EXPECT_EQ(status(" -u 'prometheus:correct horse'" + https), "200");
+
+  use("");
+  ASSERT_EQ(kill(agent.pid(), SIGHUP), 0);
+  EXPECT_TRUE(eventually([&] { return status(" http://127.0.0.1:9977/metrics") == "200"; },
+                         seconds(10)))
+      << agent.log();
 }
 
 TEST_F(HttpTest, PrometheusScrapesOverTlsWithBasicAuth) {
