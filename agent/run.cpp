@@ -319,10 +319,13 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     std::string web_stamps;
     if (!want.web_config_file.empty()) {
       web_stamps = file_stamps(web_config_files(want.web_config_file));
-      // Tried as it is now: the check for changed files need not try it again.
-      if (want.web_config_file == web_path) web_seen = web_stamps;
       auto w = WebSecurity::load(want.web_config_file);
-      if (!w) return Error{"--web-config-file: " + w.error()};
+      if (!w) {
+        // Failed as it is now: the check for changed files need not try
+        // it again. (Refused later with the policies instead, it would.)
+        if (want.web_config_file == web_path) web_seen = web_stamps;
+        return Error{"--web-config-file: " + w.error()};
+      }
       web = std::move(w.value());
     }
     // Policies next: the one step the kernel may refuse.
