@@ -323,6 +323,7 @@ void HttpServer::accept_loop() {
         ::shutdown(oldest->first, SHUT_RDWR);
         oldest->second.evicted = true;
         --live_;
+        evicted_.fetch_add(1, std::memory_order_relaxed);
       }
     }
     if (live_ >= limits_.max_connections ||
@@ -330,6 +331,7 @@ void HttpServer::accept_loop() {
       lock.unlock();
       // Every slot is answering: tell this one (plain text, even on a TLS
       // port: this is cheaper than a handshake and the client gives up either way).
+      refused_.fetch_add(1, std::memory_order_relaxed);
       const std::string busy = render(error_response(503), false, {});
       (void)!::send(fd, busy.data(), busy.size(), MSG_NOSIGNAL);
       ::close(fd);
@@ -342,6 +344,7 @@ void HttpServer::accept_loop() {
       std::thread([this, fd] { serve(fd); }).detach();
     } catch (const std::system_error&) {
       // No thread to be had (pids limit): refuse this one, keep the agent.
+      refused_.fetch_add(1, std::memory_order_relaxed);
       finish(fd);
     }
   }

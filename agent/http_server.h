@@ -78,6 +78,13 @@ class HttpServer {
 
   uint16_t port() const { return port_; }
 
+  // Connections given up on to stay bounded, since start: evicted (closed
+  // unanswered, the oldest still sending its request, to make room at the
+  // cap) and refused (a 503 at once: every slot was answering, or no thread
+  // could be had).
+  uint64_t evicted() const { return evicted_.load(std::memory_order_relaxed); }
+  uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
+
   // What connections accepted from now on get: TLS, basic auth and headers
   // (null: plain HTTP, no auth). One already being served keeps what it
   // started with.
@@ -112,6 +119,8 @@ class HttpServer {
   HttpSecurity security_;
   std::map<int, Slot> open_;  // connections being served, by fd
   int live_ = 0;              // those not evicted
+  std::atomic<uint64_t> evicted_{0};
+  std::atomic<uint64_t> refused_{0};
   bool stopping_ = false;
 };
 

@@ -321,6 +321,18 @@ std::vector<MetricFamily> MetricsCollector::families(const Aggregator::Snapshot&
                   &overflow, &removed, &tracked, &untracked}) {
     out.push_back(std::move(*f));
   }
+  if (src_.http_dropped) {
+    auto http = family("tcpka_http_connections_dropped_total",
+                       "HTTP connections the endpoint gave up on to stay bounded, by reason: "
+                       "evicted (closed unanswered, the oldest one still sending its request, "
+                       "to make room at the connection cap), refused (a 503 at once: every "
+                       "connection was being answered).",
+                       MetricType::Counter);
+    const auto h = src_.http_dropped();
+    add(http, {{"reason", "evicted"}}, static_cast<double>(h[0]));
+    add(http, {{"reason", "refused"}}, static_cast<double>(h[1]));
+    out.push_back(std::move(http));
+  }
   // Policy families only when policies exist: no empty families.
   if (!policies.empty()) {
     for (auto* f : {&applied, &kept, &so_errors}) out.push_back(std::move(*f));

@@ -59,6 +59,8 @@ struct MetricSources {
   std::function<std::vector<prometheus::MetricFamily>()> extra{};
   // Pod labels for a cgroup path on Kubernetes nodes; may be empty.
   PodLabeler pod_labels{};
+  // The HTTP server's evicted and refused connections; may be empty.
+  std::function<std::array<uint64_t, 2>()> http_dropped{};
 };
 
 class MetricsCollector {

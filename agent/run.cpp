@@ -155,6 +155,9 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     return 1;
   }
 
+  // The server, for its counters, once it runs (scrapes read it from its
+  // own threads).
+  std::atomic<const HttpServer*> http{nullptr};
   MetricsCollector collector(
       agg, AgentInfo{TCPKA_VERSION, TCPKA_REVISION, attached->plan, started},
       MetricSources{[&] {
@@ -164,7 +167,12 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
                     },
                     [&bpf] { return bpf.drops(); }, [&policies] { return policies.stats(); },
                     [&auditor] { return auditor.drops(); },
-                    [&] { return audit_metrics.families(pod_labels); }, pod_labels},
+                    [&] { return audit_metrics.families(pod_labels); }, pod_labels,
+                    [&http] {
+                      const HttpServer* s = http.load();
+                      return s ? std::array<uint64_t, 2>{s->evicted(), s->refused()}
+                               : std::array<uint64_t, 2>{};
+                    }},
       counters);
 
   counters.reload_success_time = unix_now();
@@ -261,6 +269,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     std::fprintf(stderr, "tcpka: %s\n", server.error().c_str());
     return 1;
   }
+  http = server.value().get();
   std::fprintf(stderr, "tcpka: serving %s on %s (backend %s)\n", tls ? "https" : "http",
                cfg.listen.c_str(), std::string(backend_name(attached->plan.backend)).c_str());
 
@@ -410,6 +419,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
       next_gc = std::chrono::steady_clock::now() + std::chrono::seconds(live.gc_interval);
     }
   }
+  http = nullptr;
   server.value().reset();
   stop_scanner();
   poller.join();

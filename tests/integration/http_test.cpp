@@ -202,6 +202,10 @@ TEST_F(HttpTest, SlowlorisDoesNotDelayScrapesAndThreadsStayBounded) {
     // The attack was real: connections were evicted or timed out and came back.
     EXPECT_GT(attack.reopened(), 100);
     EXPECT_GT(attack.open_now(), 100);
+    // And the operator can see it: the cap was reached, so connections were evicted.
+    EXPECT_GT(metric(agent.metrics(), "tcpka_http_connections_dropped_total",
+                     {{"reason", "evicted"}}),
+              0);
   }
   // One thread per connection: at most the cap (128) serving, and as many
   // evicted ones on their way out (the server's hard bound is twice the cap).

@@ -371,6 +371,8 @@ TEST_F(HttpServerTest, AtTheCapTheOldestSlowClientIsEvicted) {
   EXPECT_EQ(oldest.read_all(), "");  // closed without an answer
   younger.send("ics HTTP/1.1\r\n\r\n");
   EXPECT_EQ(parse_response(younger.read_all()).status, 200);
+  EXPECT_EQ(server_->evicted(), 1u);
+  EXPECT_EQ(server_->refused(), 0u);
 }
 
 TEST_F(HttpServerTest, AtTheCapWithEveryoneAnsweredNewConnectionsGet503) {
@@ -399,6 +401,8 @@ TEST_F(HttpServerTest, AtTheCapWithEveryoneAnsweredNewConnectionsGet503) {
   Response late = parse_response(busy.read_all());
   EXPECT_EQ(late.status, 200) << late.raw;
   EXPECT_EQ(late.body, "late");
+  EXPECT_EQ(server_->refused(), 1u);
+  EXPECT_EQ(server_->evicted(), 0u);
 }
 
 TEST_F(HttpServerTest, ManySequentialRequests) {

@@ -238,6 +238,17 @@ TEST_F(MetricsTest, NoPolicyFamiliesWithoutPolicies) {
   EXPECT_THAT(render(), Not(HasSubstr("tcpka_sockops_")));
 }
 
+TEST_F(MetricsTest, HttpConnectionsDroppedByReason) {
+  EXPECT_THAT(render(), Not(HasSubstr("tcpka_http_connections_dropped_total")));
+  MetricsCollector c(agg_, info_,
+                     MetricSources{.http_dropped = [] { return std::array<uint64_t, 2>{7, 3}; }},
+                     counters_);
+  const std::string out = c.render();
+  EXPECT_THAT(out, HasSubstr("# TYPE tcpka_http_connections_dropped_total counter\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_http_connections_dropped_total{reason=\"evicted\"} 7\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_http_connections_dropped_total{reason=\"refused\"} 3\n"));
+}
+
 TEST_F(MetricsTest, EscapesLabelValues) {
   Aggregator agg(10, 10);
   agg.add(make_event(EventKind::kProbe, Direction::kInbound, 1, 2), "/we\"ird\\path");
