@@ -404,7 +404,8 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
           std::fprintf(stderr, "tcpka: web config %s changed: reloaded\n", web_path.c_str());
         } else {
           counters.reload_ok = false;
-          std::fprintf(stderr, "tcpka: web config %s changed: reload failed, kept the previous: %s\n",
+          std::fprintf(stderr,
+                       "tcpka: web config %s changed: reload failed, kept the previous: %s\n",
                        web_path.c_str(), w.error().c_str());
         }
       }

@@ -1,10 +1,10 @@
 #include "web_security.h"
 
 #include <crypt.h>
-#include <sys/stat.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstring>
@@ -261,8 +261,8 @@ Result<std::shared_ptr<WebSecurity>> WebSecurity::load(const std::string& path) 
 std::vector<std::string> web_config_files(const std::string& path) {
   std::vector<std::string> files = {path};
   if (auto cfg = load_web_config(path); cfg && cfg->tls) {
-    for (const std::string* f : {&cfg->tls->cert_file, &cfg->tls->key_file,
-                                 &cfg->tls->client_ca_file}) {
+    for (const std::string* f :
+         {&cfg->tls->cert_file, &cfg->tls->key_file, &cfg->tls->client_ca_file}) {
       if (!f->empty()) files.push_back(*f);
     }
   }

@@ -203,9 +203,9 @@ TEST_F(HttpTest, SlowlorisDoesNotDelayScrapesAndThreadsStayBounded) {
     EXPECT_GT(attack.reopened(), 100);
     EXPECT_GT(attack.open_now(), 100);
     // And the operator can see it: the cap was reached, so connections were evicted.
-    EXPECT_GT(metric(agent.metrics(), "tcpka_http_connections_dropped_total",
-                     {{"reason", "evicted"}}),
-              0);
+    EXPECT_GT(
+        metric(agent.metrics(), "tcpka_http_connections_dropped_total", {{"reason", "evicted"}}),
+        0);
   }
   // One thread per connection: at most the cap (128) serving, and as many
   // evicted ones on their way out (the server's hard bound is twice the cap).
@@ -602,12 +602,10 @@ TEST_F(HttpTest, RotatedCertificateIsServedWithoutRestartOrSignal) {
   EXPECT_EQ(reload_ok("ca"), 1);
 
   // The new key first, written in place: it does not match the certificate.
-  fs::copy_file(pki.path("next.key"), pki.path("server.key"),
-                fs::copy_options::overwrite_existing);
+  fs::copy_file(pki.path("next.key"), pki.path("server.key"), fs::copy_options::overwrite_existing);
   EXPECT_TRUE(eventually([&] { return reload_ok("ca") == 0; }, seconds(10))) << agent.log();
   EXPECT_TRUE(trusted_by("ca")) << "the previous pair keeps serving";
-  EXPECT_NE(agent.log().find("reload failed, kept the previous"), std::string::npos)
-      << agent.log();
+  EXPECT_NE(agent.log().find("reload failed, kept the previous"), std::string::npos) << agent.log();
 
   // Then the certificate, replaced by a rename as a Secret volume's update is.
   fs::copy_file(pki.path("next.crt"), pki.path("server.crt.new"));
@@ -625,8 +623,8 @@ TEST_F(HttpTest, SighupAppliesAnotherWebConfigFileOrNone) {
   Pki pki;
   const std::string tls = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n";
   std::ofstream(pki.path("tls.yml")) << tls;
-  std::ofstream(pki.path("auth.yml")) << tls + "basic_auth_users:\n  prometheus: " +
-                                             bcrypt("correct horse") + "\n";
+  std::ofstream(pki.path("auth.yml"))
+      << tls + "basic_auth_users:\n  prometheus: " + bcrypt("correct horse") + "\n";
   // A key that does not belong to the certificate.
   std::ofstream(pki.path("bad.yml"))
       << "tls_server_config:\n  cert_file: server.crt\n  key_file: client.key\n";
@@ -649,8 +647,9 @@ TEST_F(HttpTest, SighupAppliesAnotherWebConfigFileOrNone) {
   ASSERT_EQ(kill(agent.pid(), SIGHUP), 0);
   EXPECT_TRUE(eventually(
       [&] {
-        return agent.log().find("SIGHUP: reload failed, kept the previous configuration: "
-                                "--web-config-file:") != std::string::npos;
+        return agent.log().find(
+                   "SIGHUP: reload failed, kept the previous configuration: "
+                   "--web-config-file:") != std::string::npos;
       },
       seconds(10)))
       << agent.log();
@@ -663,8 +662,8 @@ TEST_F(HttpTest, SighupAppliesAnotherWebConfigFileOrNone) {
 
   use("");
   ASSERT_EQ(kill(agent.pid(), SIGHUP), 0);
-  EXPECT_TRUE(eventually([&] { return status(" http://127.0.0.1:9977/metrics") == "200"; },
-                         seconds(10)))
+  EXPECT_TRUE(
+      eventually([&] { return status(" http://127.0.0.1:9977/metrics") == "200"; }, seconds(10)))
       << agent.log();
 }
 

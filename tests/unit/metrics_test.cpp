@@ -241,7 +241,10 @@ TEST_F(MetricsTest, NoPolicyFamiliesWithoutPolicies) {
 TEST_F(MetricsTest, HttpConnectionsDroppedByReason) {
   EXPECT_THAT(render(), Not(HasSubstr("tcpka_http_connections_dropped_total")));
   MetricsCollector c(agg_, info_,
-                     MetricSources{.http_dropped = [] { return std::array<uint64_t, 2>{7, 3}; }},
+                     MetricSources{.http_dropped =
+                                       [] {
+                                         return std::array<uint64_t, 2>{7, 3};
+                                       }},
                      counters_);
   const std::string out = c.render();
   EXPECT_THAT(out, HasSubstr("# TYPE tcpka_http_connections_dropped_total counter\n"));
