@@ -23,6 +23,9 @@
 #   storm      STORM_PINGPONG connections in paced ping-pong plus STORM_CHURN
 #              connect/exchange/close per second: many timers and state
 #              changes, none of them keepalive               (STORM_S, 20 s)
+#   halfstorm  the storm while the HALF_CONNS half-open connections have
+#              probes unanswered: every socket end (tcp_destroy_sock) then
+#              checks whether it was one of them          (STORM_S, 20 s)
 # Each window is the difference of two snapshots of run_cnt and run_time_ns of
 # the programs held by our own agent and floor loaders (found through their
 # pids' file descriptors, so another agent on the host is never counted). It
@@ -36,7 +39,7 @@
 # Environment: IDLE_S KA_S STORM_S KA_CONNS HALF_CONNS (default 100) STORM_PINGPONG STORM_CHURN
 #   KA_SPREAD_MS (the keepalive connections open over this long, default 1000,
 #   so their timers spread over the second; 0 opens them at once: one burst a
-#   second)  SCENARIOS (default "idle keepalive halfopen storm")
+#   second)  SCENARIOS (default "idle keepalive halfopen storm halfstorm")
 #   TCPKA_BUILD (build directory, default build)  PORT (default 9979)
 #   AGENT_ARGS (more `tcpka run` flags, word-split, e.g. "--ringbuf-bytes 262144")
 set -euo pipefail
@@ -50,13 +53,14 @@ half_conns=${HALF_CONNS:-100}
 ka_spread=${KA_SPREAD_MS:-1000}
 storm_pp=${STORM_PINGPONG:-1000}
 storm_churn=${STORM_CHURN:-2000}
-scenarios=${SCENARIOS:-idle keepalive halfopen storm}
+scenarios=${SCENARIOS:-idle keepalive halfopen storm halfstorm}
 build=${TCPKA_BUILD:-build}
 port=${PORT:-9979}
 tcpka=$build/agent/tcpka
 bench=$build/tests/bench
 for sc in $scenarios; do
-  [[ $sc == idle || $sc == keepalive || $sc == halfopen || $sc == storm ]] || { echo "unknown scenario $sc" >&2; exit 2; }
+  [[ $sc == idle || $sc == keepalive || $sc == halfopen || $sc == storm || $sc == halfstorm ]] ||
+    { echo "unknown scenario $sc" >&2; exit 2; }
 done
 for f in "$tcpka" "$bench"/tcpka_bench_floor "$bench"/tcpka_hold_sockets "$bench"/tcpka_bench_storm; do
   [[ -x $f ]] || { echo "missing $f: build first" >&2; exit 1; }
@@ -186,24 +190,18 @@ run_idle() {
   window idle "$1" "$tmp"/a "$tmp"/b
 }
 
-# run_keepalive ROUND [SCENARIO]: the keepalive load; with SCENARIO halfopen,
-# also the half-open connections.
-run_keepalive() {
-  local sc=${2:-keepalive} load half="" half_port="" p0 p1
-  "${in_ns[@]}" "$bench"/tcpka_hold_sockets --keepalive --spread-ms "$ka_spread" "$ka_conns" \
-    > "$tmp"/ka.out 2> "$tmp"/ka.err &
-  load=$!
-  pids+=("$load")
-  wait_line "$tmp"/ka.out '^ready' 60 "$load"
-  if [[ $sc == halfopen ]]; then
-    "${in_ns[@]}" "$bench"/tcpka_hold_sockets --keepalive --print-port --spread-ms "$ka_spread" \
-      "$half_conns" > "$tmp"/half.out 2> "$tmp"/half.err &
-    half=$!
-    pids+=("$half")
-    wait_line "$tmp"/half.out '^ready' 60 "$half"
-    half_port=$(awk '$1 == "port" {print $2}' "$tmp"/half.out)
-    # In our namespace only; removed with it at exit, and here after the window.
-    "${in_ns[@]}" nft -f - <<NFT
+# start_halfopen: HALF_CONNS keepalive connections whose packets from their
+# listener's port are dropped; sets half (the holder's pid).
+start_halfopen() {
+  local half_port
+  "${in_ns[@]}" "$bench"/tcpka_hold_sockets --keepalive --print-port --spread-ms "$ka_spread" \
+    "$half_conns" > "$tmp"/half.out 2> "$tmp"/half.err &
+  half=$!
+  pids+=("$half")
+  wait_line "$tmp"/half.out '^ready' 60 "$half"
+  half_port=$(awk '$1 == "port" {print $2}' "$tmp"/half.out)
+  # In our namespace only; removed with it at exit, and by stop_halfopen.
+  "${in_ns[@]}" nft -f - <<NFT
 table inet tkb_halfopen {
   chain out {
     type filter hook output priority 0;
@@ -211,10 +209,34 @@ table inet tkb_halfopen {
   }
 }
 NFT
-  fi
+}
+
+stop_halfopen() {
+  stop "$half"
+  "${in_ns[@]}" nft delete table inet tkb_halfopen
+}
+
+# unanswered: sockets of the namespace with 2 or more keepalive probes out
+# (ss's timer:(keepalive,...,N)), the ones the agent keeps in tka_probed.
+unanswered() {
+  "${in_ns[@]}" ss -tno state established |
+    awk '{if (match($0, /timer:\(keepalive,[^,]*,[0-9]+\)/)) {t = substr($0, RSTART, RLENGTH); gsub(/.*,|\)/, "", t); if (t + 0 >= 2) n++}} END {print n + 0}'
+}
+
+# run_keepalive ROUND [SCENARIO]: the keepalive load; with SCENARIO halfopen,
+# also the half-open connections.
+run_keepalive() {
+  local sc=${2:-keepalive} load half="" p0 p1
+  "${in_ns[@]}" "$bench"/tcpka_hold_sockets --keepalive --spread-ms "$ka_spread" "$ka_conns" \
+    > "$tmp"/ka.out 2> "$tmp"/ka.err &
+  load=$!
+  pids+=("$load")
+  wait_line "$tmp"/ka.out '^ready' 60 "$load"
+  [[ $sc == halfopen ]] && start_halfopen
   # Every keepalive timer has fired at least once: steady probing. The
   # half-open sockets have had their second unanswered probe.
   sleep 3
+  [[ $sc == halfopen ]] && echo "round $1: $sc: $(unanswered) sockets with 2+ probes unanswered"
   note_others "$sc" "$1"
   snapshot > "$tmp"/a
   p0=$(probes)
@@ -227,31 +249,40 @@ NFT
   window "$sc" "$1" "$tmp"/a "$tmp"/b
   echo "$sc $1 probes $((p1 - p0)) 0" >> "$tmp"/raw
   stop "$load"
-  if [[ -n $half ]]; then
-    stop "$half"
-    "${in_ns[@]}" nft delete table inet tkb_halfopen
-  fi
+  [[ -z $half ]] || stop_halfopen
 }
 
 run_halfopen() {
   run_keepalive "$1" halfopen
 }
 
+# run_storm ROUND [SCENARIO]: the storm; with SCENARIO halfstorm, while
+# half-open connections have probes unanswered.
 run_storm() {
-  local load
+  local sc=${2:-storm} load half=""
+  if [[ $sc == halfstorm ]]; then
+    start_halfopen
+    sleep 3  # their second probe has gone unanswered: tka_probed holds them
+  fi
   "${in_ns[@]}" "$bench"/tcpka_bench_storm "$storm_s" "$storm_pp" "$storm_churn" > "$tmp"/storm.out 2> "$tmp"/storm.err &
   load=$!
   pids+=("$load")
   wait_line "$tmp"/storm.out '^ready' 60 "$load"
-  note_others storm "$1"
+  [[ $sc == halfstorm ]] && echo "round $1: $sc: $(unanswered) sockets with 2+ probes unanswered"
+  note_others "$sc" "$1"
   snapshot > "$tmp"/a
   kill -USR1 "$load"
   wait_line "$tmp"/storm.out '^done' $((storm_s + 60)) "$load"
   snapshot > "$tmp"/b
-  note_others storm "$1"
-  window storm "$1" "$tmp"/a "$tmp"/b
-  echo "round $1: storm $(grep '^done' "$tmp"/storm.out | cut -d' ' -f2-)"
+  note_others "$sc" "$1"
+  window "$sc" "$1" "$tmp"/a "$tmp"/b
+  echo "round $1: $sc $(grep '^done' "$tmp"/storm.out | cut -d' ' -f2-)"
   stop "$load"
+  [[ -z $half ]] || stop_halfopen
+}
+
+run_halfstorm() {
+  run_storm "$1" halfstorm
 }
 
 echo "machine: $(nproc) CPUs, Linux $(uname -r); agent pid $agent, floor pids $floor1 (/1) $floor2 (/2)"
@@ -303,6 +334,7 @@ awk -v idle="$idle_s" -v ka="$ka_s" -v storm="$storm_s" "$median"'
   }
   END {
     secs["idle"] = idle; secs["keepalive"] = ka; secs["halfopen"] = ka; secs["storm"] = storm
+    secs["halfstorm"] = storm
     for (h in hook) if (h ~ /^tkb_/) floor_of[hook[h]] = h
     for (i = 1; i <= n; i++) {
       split(order[i], k, SUBSEP)
