@@ -60,19 +60,18 @@ __u64 tka_unanswered SEC(".data.tka_unanswered") __attribute__((aligned(64)));
 __u32 tka_unanswered_in[1 << TKA_UNANSWERED_BUCKETS_LOG2] SEC(".data.tka_unanswered_in");
 
 /*
- * A socket's address as a number (addr), for its bucket. The verifier still
- * sees a pointer in a key made from sk or from its timer, and allows no
- * arithmetic on it but adding and subtracting, nor reading a spilled one in
- * parts. The timer entry reads it back from the bracket, a map value; the
- * paths that run only while some socket has an unanswered probe have a
- * helper copy it (tka_addr).
+ * A socket's address as a number (addr), for its bucket: its distance from a
+ * fixed address, tka_unanswered_in's. The verifier allows no arithmetic on a
+ * pointer but adding and subtracting a number, nor reading a spilled one in
+ * parts; but the difference of two pointers is a number to a program loaded
+ * with CAP_PERFMON, which the agent needs anyway (the timer bracket keeps
+ * the socket's address in a map). No helper call: tcp_destroy_sock runs this
+ * for every socket end while any socket has an unanswered probe, and it cost
+ * ~8-24 ns more with bpf_probe_read_kernel() (tests/bench/RESULTS.md).
  */
-static __always_inline __u64 tka_addr(__u64 key)
+static __always_inline __u64 tka_addr(const void *sk)
 {
-	__u64 n = 0;
-
-	bpf_probe_read_kernel(&n, sizeof(n), &key);
-	return n;
+	return (__u64)sk - (__u64)tka_unanswered_in;
 }
 
 static __always_inline __u32 *tka_unanswered_bucket(__u64 addr)
@@ -241,7 +240,7 @@ static __always_inline void tka_remember(__u64 key, __u32 portpair, __u64 cookie
 		return;
 	}
 	/* The bucket first: a reader that sees the total sees the bucket. */
-	__sync_fetch_and_add(tka_unanswered_bucket(tka_addr(key)), 1);
+	__sync_fetch_and_add(tka_unanswered_bucket(tka_addr((void *)key)), 1);
 	__sync_fetch_and_add(&tka_unanswered, 1);
 }
 
@@ -301,8 +300,7 @@ int BPF_PROG(tka_timer_entry, struct timer_list *timer)
 
 	/* Only an ACK resets icsk_probes_out (tcp_ack): the peer answered. */
 	if (probes == 0 && tka_unanswered) {
-		/* The address as a number, read back from the map (see tka_addr). */
-		__u64 addr = *(volatile __u64 *)&b->sk;
+		__u64 addr = tka_addr(sk);
 		struct tka_probed_val *v = tka_maybe_probed(addr) ? bpf_map_lookup_elem(&tka_probed, &key) : NULL;
 
 		if (v) {
@@ -465,7 +463,7 @@ int BPF_PROG(tka_destroy, struct sock *sk)
 	bool probed = false;
 
 	if (tka_unanswered) {
-		__u64 addr = tka_addr(key);
+		__u64 addr = tka_addr(sk);
 
 		probed = tka_maybe_probed(addr) && tka_forget(key, addr);
 	}
