@@ -244,12 +244,10 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   // /healthz answers without basic auth: kubelet probes cannot send it, and
   // it tells no more than whether the agent works (TLS still applies).
   HttpSecurity security{nullptr, {"/healthz"}};
-  // The web-config file in force, and its files' stamps when last read:
-  // taken before reading, so a change made meanwhile is read again.
-  std::string web_path = cfg.web_config_file;
-  std::string web_seen;
+  // The web-config file in force, and its files as last read.
+  WebConfigWatch web_watch(cfg.web_config_file);
   if (!cfg.web_config_file.empty()) {
-    web_seen = file_stamps(web_config_files(web_path));
+    web_watch.reading();
     auto web = WebSecurity::load(cfg.web_config_file);
     if (!web) {
       stop = true;
@@ -325,14 +323,14 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     // The web-config file (its certificates too) before anything changes:
     // one that does not load fails the whole reload.
     std::shared_ptr<WebSecurity> web;
-    std::string web_stamps;
+    WebConfigWatch next_watch(want.web_config_file);
     if (!want.web_config_file.empty()) {
-      web_stamps = file_stamps(web_config_files(want.web_config_file));
+      next_watch.reading();
       auto w = WebSecurity::load(want.web_config_file);
       if (!w) {
         // Failed as it is now: the check for changed files need not try
         // it again. (Refused later with the policies instead, it would.)
-        if (want.web_config_file == web_path) web_seen = web_stamps;
+        if (want.web_config_file == web_watch.path()) web_watch = std::move(next_watch);
         return Error{"--web-config-file: " + w.error()};
       }
       web = std::move(w.value());
@@ -361,8 +359,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     }
     auditor.keep_pin(want.state_persist);
     server.value()->set_web(std::move(web));
-    web_path = want.web_config_file;
-    web_seen = std::move(web_stamps);
+    web_watch = std::move(next_watch);
     for (const auto& key : plan.restart) {
       std::fprintf(stderr,
                    "tcpka: SIGHUP: '%s' changed but needs a restart; the running value is kept\n",
@@ -394,20 +391,18 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     // config is read within a second, as exporter-toolkit reads its file for
     // each connection. One that does not load (a key written before its
     // certificate) leaves the previous one serving until the next change.
-    if (!web_path.empty()) {
-      if (std::string now = file_stamps(web_config_files(web_path)); now != web_seen) {
-        web_seen = std::move(now);
-        if (auto w = WebSecurity::load(web_path); w) {
-          server.value()->set_web(std::move(w.value()));
-          counters.reload_ok = true;
-          counters.reload_success_time = unix_now();
-          std::fprintf(stderr, "tcpka: web config %s changed: reloaded\n", web_path.c_str());
-        } else {
-          counters.reload_ok = false;
-          std::fprintf(stderr,
-                       "tcpka: web config %s changed: reload failed, kept the previous: %s\n",
-                       web_path.c_str(), w.error().c_str());
-        }
+    if (web_watch.changed()) {
+      web_watch.reading();
+      const std::string& path = web_watch.path();
+      if (auto w = WebSecurity::load(path); w) {
+        server.value()->set_web(std::move(w.value()));
+        counters.reload_ok = true;
+        counters.reload_success_time = unix_now();
+        std::fprintf(stderr, "tcpka: web config %s changed: reloaded\n", path.c_str());
+      } else {
+        counters.reload_ok = false;
+        std::fprintf(stderr, "tcpka: web config %s changed: reload failed, kept the previous: %s\n",
+                     path.c_str(), w.error().c_str());
       }
     }
     if (std::chrono::steady_clock::now() >= next_gc) {

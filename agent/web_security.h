@@ -71,4 +71,25 @@ std::vector<std::string> web_config_files(const std::string& path);
 // stamps: nothing to read again.
 std::string file_stamps(const std::vector<std::string>& files);
 
+// Whether a web-config file, or a file it names, changed since it was last
+// read. The files are those it named at that read, so checking is a stat()
+// of each and no parse; a change to the file itself brings a read, and with
+// it the files it names now.
+class WebConfigWatch {
+ public:
+  explicit WebConfigWatch(std::string path = {}) : path_(std::move(path)) {}
+  // Call just before reading the files: a change made meanwhile still shows.
+  void reading() {
+    files_ = web_config_files(path_);
+    stamps_ = file_stamps(files_);
+  }
+  bool changed() const { return !path_.empty() && file_stamps(files_) != stamps_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;  // empty: no web-config file
+  std::vector<std::string> files_;
+  std::string stamps_;
+};
+
 }  // namespace tcpka
