@@ -223,6 +223,20 @@ unanswered() {
     awk '{if (match($0, /timer:\(keepalive,[^,]*,[0-9]+\)/)) {t = substr($0, RSTART, RLENGTH); gsub(/.*,|\)/, "", t); if (t + 0 >= 2) n++}} END {print n + 0}'
 }
 
+# expect_unanswered SCENARIO ROUND: waits (up to 10 s) until both ends of
+# every half-open connection have 2+ probes out, else fails the benchmark: a
+# window without them would measure the wrong thing.
+expect_unanswered() {
+  local n i
+  for ((i = 0; i < 100; i++)); do
+    n=$(unanswered)
+    ((n >= 2 * half_conns)) && break
+    sleep 0.1
+  done
+  echo "round $2: $1: $n sockets with 2+ probes unanswered"
+  ((n >= 2 * half_conns)) || { echo "$1: expected $((2 * half_conns)) unanswered sockets, saw $n" >&2; exit 1; }
+}
+
 # run_keepalive ROUND [SCENARIO]: the keepalive load; with SCENARIO halfopen,
 # also the half-open connections.
 run_keepalive() {
@@ -236,7 +250,7 @@ run_keepalive() {
   # Every keepalive timer has fired at least once: steady probing. The
   # half-open sockets have had their second unanswered probe.
   sleep 3
-  [[ $sc == halfopen ]] && echo "round $1: $sc: $(unanswered) sockets with 2+ probes unanswered"
+  [[ $sc != halfopen ]] || expect_unanswered "$sc" "$1"
   note_others "$sc" "$1"
   snapshot > "$tmp"/a
   p0=$(probes)
@@ -268,7 +282,7 @@ run_storm() {
   load=$!
   pids+=("$load")
   wait_line "$tmp"/storm.out '^ready' 60 "$load"
-  [[ $sc == halfstorm ]] && echo "round $1: $sc: $(unanswered) sockets with 2+ probes unanswered"
+  [[ $sc != halfstorm ]] || expect_unanswered "$sc" "$1"
   note_others "$sc" "$1"
   snapshot > "$tmp"/a
   kill -USR1 "$load"
