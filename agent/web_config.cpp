@@ -35,8 +35,28 @@ struct Line {
   std::string_view text;  // from the first non-blank character
 };
 
+// Messages quote keys and values from the file, and a double-quoted string may
+// hold "\n" or "\t": shown raw, a key could split the one-line log message
+// or forge a second one. Control bytes are written as escapes instead; what
+// this returns holds none, so wrapping a message again changes nothing.
 Error at(int line, const std::string& what) {
-  return Error{"line " + std::to_string(line) + ": " + what};
+  std::string shown;
+  for (const char c : what) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u != 0x7f) {
+      shown += c;
+    } else if (c == '\n') {
+      shown += "\\n";
+    } else if (c == '\t') {
+      shown += "\\t";
+    } else {
+      static const char kHex[] = "0123456789abcdef";
+      shown += "\\x";
+      shown += kHex[u >> 4];
+      shown += kHex[u & 0xf];
+    }
+  }
+  return Error{"line " + std::to_string(line) + ": " + shown};
 }
 
 bool is_space(char c) {

@@ -197,11 +197,16 @@ TEST(WebConfigTest, RefusesWithLineAndKey) {
       {"a: 'x' y\n", "line 1: a: unexpected text after the value"},
       {std::string("a: x\0y\n", 7), "line 1: control character"},
       {"a:\n  -\n", "line 2: empty list item"},
+      // Keys echoed in a message keep it on one line (found by fuzz.web_config).
+      {"\"x\\ny\": 1\n", "line 1: x\\ny: unknown key"},
+      {"\"x\\ty\": {\n", "line 1: x\\ty: flow mappings"},
+      {"tls_server_config:\n  \"a\\nb\": 1\n", "line 2: tls_server_config.a\\nb: unknown key"},
   };
   for (const auto& c : cases) {
     auto r = parse_web_config(c.text);
     ASSERT_FALSE(r.ok()) << c.text;
     EXPECT_THAT(r.error(), HasSubstr(c.expect)) << c.text;
+    EXPECT_EQ(r.error().find_first_of("\n\r\t"), std::string::npos) << r.error();
   }
 }
 
