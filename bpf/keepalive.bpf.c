@@ -123,13 +123,13 @@ struct {
 /* The keepalive-timer callback running on this CPU, if any. */
 struct tka_bracket {
 	__u64 sk;            /* struct sock address, 0 when none */
-	__u32 portpair;      /* skc_portpair at entry: names this socket at exit */
+	/* Before 6.10 only (TKA_KILL_TIMER_BRACKET): */
 	__u16 sport;         /* local port at entry: tcp_done() may clear it */
 	__u8 state;          /* TCP state at entry: CLOSE once tcp_done() ran */
 	__u8 probes_before;  /* icsk_probes_out at entry */
 	__u8 killed;         /* a kill was seen inside the callback */
 	__u8 direction;      /* enum tka_direction, read at entry */
-	__u8 pad[6];
+	__u8 pad[2];
 	__u64 cgroup_id;     /* the socket's cgroup v2 id, read at entry */
 };
 
@@ -267,36 +267,36 @@ int BPF_PROG(tka_timer_entry, struct timer_list *timer)
 	 */
 	const struct sock *s = tka_ro(struct sock, sk);
 	__u8 probes = tka_ro(struct inet_connection_sock, sk)->icsk_probes_out;
-	__u8 state = s->__sk_common.skc_state;
-	__u32 portpair;
 
 	if (!b)
 		return 0;
-	b->sk = 0;
-	/* The orphaned FIN_WAIT2 reaper may free the sock inside the callback. */
-	if (state == TCP_FIN_WAIT2 && tka_sock_flag(sk, SOCK_DEAD))
-		return 0;
-	portpair = s->__sk_common.skc_portpair;
 	b->sk = key;
-	b->portpair = portpair;
-	/* skc_portpair is the union of skc_dport and skc_num, in that order. */
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	b->sport = portpair >> 16;
-#else
-	b->sport = portpair & 0xffff;
-#endif
-	b->state = state;
 	b->probes_before = probes;
 	b->killed = 0;
 	/* The attribution of a probe event, read here rather than at exit:
 	 * its two socket lines are cold either way (the callback never touches
-	 * them), but here their misses overlap with this program's own misses
+	 * them), but here their misses overlap with this program's own miss
 	 * on the socket, where at exit each one stalled the event on its own.
 	 * Measured: exit ~300 -> ~210 ns per probe, entry +30-40 ns
 	 * (tests/bench/RESULTS.md).
 	 */
 	b->cgroup_id = tka_cgroup_id(s);
 	b->direction = tka_direction_of(s->sk_max_ack_backlog);
+	if (tka_kill_mode == TKA_KILL_TIMER_BRACKET) {
+		/* tka_err_report reports a kill after tcp_done() made the
+		 * socket CLOSE and maybe gave its port back: keep both as they
+		 * were. One more cold line, only on kernels before 6.10.
+		 */
+		__u32 portpair = s->__sk_common.skc_portpair;
+
+		/* skc_portpair is the union of skc_dport and skc_num, in that order. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		b->sport = portpair >> 16;
+#else
+		b->sport = portpair & 0xffff;
+#endif
+		b->state = s->__sk_common.skc_state;
+	}
 
 	/* Only an ACK resets icsk_probes_out (tcp_ack): the peer answered. */
 	if (probes == 0 && tka_unanswered) {
@@ -304,7 +304,8 @@ int BPF_PROG(tka_timer_entry, struct timer_list *timer)
 		struct tka_probed_val *v = tka_maybe_probed(addr) ? bpf_map_lookup_elem(&tka_probed, &key) : NULL;
 
 		if (v) {
-			bool same = tka_same_sock(v, portpair, s->__sk_common.skc_cookie.counter);
+			bool same = tka_same_sock(v, s->__sk_common.skc_portpair,
+						  s->__sk_common.skc_cookie.counter);
 
 			if (tka_forget(key, addr) && same)
 				tka_emit(sk, TKA_EV_RECOVERED, TKA_OUTCOME_NONE, 0, 0);
@@ -332,14 +333,6 @@ int BPF_PROG(tka_timer_exit, struct timer_list *timer)
 
 	const struct sock *sk = (void *)key;
 	const struct sock *s = tka_ro(struct sock, sk);
-	/* TCP socks are SLAB_TYPESAFE_BY_RCU: freed memory may already hold
-	 * another socket. Its ports tell; a socket that died in the callback
-	 * without a kill we saw (an allocation failure, a close on another CPU)
-	 * is skipped the same way, or by the port tcp_done() cleared.
-	 */
-	if (s->__sk_common.skc_portpair != b->portpair)
-		return 0;
-
 	__u8 probes = tka_ro(struct inet_connection_sock, sk)->icsk_probes_out;
 
 	/* Unchanged: idle time not reached, data in flight, or the probe was
@@ -348,6 +341,17 @@ int BPF_PROG(tka_timer_exit, struct timer_list *timer)
 	 * lock, and an ACK processed on another CPU since zeroed the count
 	 * (tcp_ack). The tests' witness would count that probe and fail them
 	 * (tests/bench/RESULTS.md, "Probes BPF is not shown").
+	 *
+	 * This test also names the socket. TCP socks are SLAB_TYPESAFE_BY_RCU:
+	 * one that died in the callback without a kill we saw (the orphaned
+	 * FIN_WAIT2 reaper, a close() on another CPU) may be freed by now, and
+	 * its memory may already hold another socket. A socket starts with
+	 * icsk_probes_out 0 (sk_prot_alloc zeroes it, inet_csk_clone_lock
+	 * resets it), and its first probe comes a second or more after it was
+	 * made: another socket here has 0, never more than probes_before. A
+	 * freed one kept the count it had, and it died without this probe if
+	 * the count did not grow. So no identity check at the entry, which would
+	 * cost it one more cold line (skc_portpair).
 	 */
 	if (probes <= b->probes_before)
 		return 0;
@@ -355,7 +359,7 @@ int BPF_PROG(tka_timer_exit, struct timer_list *timer)
 	 * answers every probe, so probes_out only ever goes 0 -> 1.
 	 */
 	if (probes >= 2)
-		tka_remember(key, b->portpair, s->__sk_common.skc_cookie.counter);
+		tka_remember(key, s->__sk_common.skc_portpair, s->__sk_common.skc_cookie.counter);
 
 	/* Probes are the bulk of the events: no wake-up per probe (each one an
 	 * irq_work, ~12 us under a burst). The agent drains the ring at least
