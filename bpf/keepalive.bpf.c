@@ -130,7 +130,7 @@ struct tka_bracket {
 	__u8 killed;         /* a kill was seen inside the callback */
 	__u8 direction;      /* enum tka_direction, read at entry */
 	__u8 pad[2];
-	__u64 cgroup_id;     /* the socket's cgroup v2 id, read at entry */
+	__u64 cgroup;        /* the socket's struct cgroup, read at entry */
 };
 
 struct {
@@ -280,7 +280,11 @@ int BPF_PROG(tka_timer_entry, struct timer_list *timer)
 	 * Measured: exit ~300 -> ~210 ns per probe, entry +30-40 ns
 	 * (tests/bench/RESULTS.md).
 	 */
-	b->cgroup_id = tka_cgroup_id(s);
+	/* Its id at the exit: the cgroup and its kernfs node are shared by
+	 * the cgroup's sockets and stay cached, but here the two loads would
+	 * wait for the socket's cold line (~5 ns per probe, RESULTS.md).
+	 */
+	b->cgroup = (__u64)s->sk_cgrp_data.cgroup;
 	b->direction = tka_direction_of(s->sk_max_ack_backlog);
 	if (tka_kill_mode == TKA_KILL_TIMER_BRACKET) {
 		/* tka_err_report reports a kill after tcp_done() made the
@@ -371,7 +375,14 @@ int BPF_PROG(tka_timer_exit, struct timer_list *timer)
 		tka_count_drop(TKA_DROP_RINGBUF);
 		return 0;
 	}
-	tka_fill_attr(e, sk, TKA_EV_PROBE, b->cgroup_id, b->direction);
+	/* The socket is alive (its probe count grew, no kill): it still holds
+	 * its cgroup. Were it freed by a close() on another CPU since, the
+	 * cgroup is freed only after an RCU grace period, which this softirq
+	 * holds back; and the loads cannot fault (tka_ro).
+	 */
+	const struct cgroup *cg = tka_ro(struct cgroup, (void *)b->cgroup);
+
+	tka_fill_attr(e, sk, TKA_EV_PROBE, cg->kn->id, b->direction);
 	bpf_ringbuf_submit(e, tka_wake_flags());
 	return 0;
 }
