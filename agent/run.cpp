@@ -369,16 +369,22 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     return {};
   };
 
+  // tcpka_config_last_reload_successful and its _seconds timestamp, for a
+  // SIGHUP and for a changed web-config file alike.
+  auto reloaded = [&](bool ok) {
+    counters.reload_ok = ok;
+    if (ok) counters.reload_success_time = unix_now();
+  };
+
   for (;;) {
     const int sig = signals.wait(std::chrono::seconds(1));
     if (sig == SIGINT || sig == SIGTERM) break;
     if (sig == SIGHUP) {
       if (auto r = reload_config(); r) {
-        counters.reload_ok = true;
-        counters.reload_success_time = unix_now();
+        reloaded(true);
         std::fprintf(stderr, "tcpka: SIGHUP: configuration and keepalive policies reloaded\n");
       } else {
-        counters.reload_ok = false;
+        reloaded(false);
         std::string why = r.error();
         while (!why.empty() && why.back() == '\n') why.pop_back();
         if (why.rfind("tcpka: ", 0) == 0) why.erase(0, 7);
@@ -396,11 +402,10 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
       const std::string& path = web_watch.path();
       if (auto w = WebSecurity::load(path); w) {
         server.value()->set_web(std::move(w.value()));
-        counters.reload_ok = true;
-        counters.reload_success_time = unix_now();
+        reloaded(true);
         std::fprintf(stderr, "tcpka: web config %s changed: reloaded\n", path.c_str());
       } else {
-        counters.reload_ok = false;
+        reloaded(false);
         std::fprintf(stderr, "tcpka: web config %s changed: reload failed, kept the previous: %s\n",
                      path.c_str(), w.error().c_str());
       }
