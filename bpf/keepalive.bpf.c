@@ -123,9 +123,8 @@ struct {
 /* The keepalive-timer callback running on this CPU, if any. */
 struct tka_bracket {
 	__u64 sk;            /* struct sock address, 0 when none */
-	/* Before 6.10 only (TKA_KILL_TIMER_BRACKET): */
-	__u16 sport;         /* local port at entry: tcp_done() may clear it */
-	__u8 state;          /* TCP state at entry: CLOSE once tcp_done() ran */
+	__u16 sport;         /* local port at entry (before 6.10 only): tcp_done() may clear it */
+	__u8 state;          /* TCP state at entry (before 6.10 only): CLOSE once tcp_done() ran */
 	__u8 probes_before;  /* icsk_probes_out at entry */
 	__u8 killed;         /* a kill was seen inside the callback */
 	__u8 direction;      /* enum tka_direction, read at entry */
@@ -278,11 +277,10 @@ int BPF_PROG(tka_timer_entry, struct timer_list *timer)
 	 * them), but here their misses overlap with this program's own miss
 	 * on the socket, where at exit each one stalled the event on its own.
 	 * Measured: exit ~300 -> ~210 ns per probe, entry +30-40 ns
-	 * (tests/bench/RESULTS.md).
-	 */
-	/* Its id at the exit: the cgroup and its kernfs node are shared by
-	 * the cgroup's sockets and stay cached, but here the two loads would
-	 * wait for the socket's cold line (~5 ns per probe, RESULTS.md).
+	 * (tests/bench/RESULTS.md). Of the cgroup only its address: the exit
+	 * reads the id from it, as the cgroup and its kernfs node are shared by
+	 * the cgroup's sockets and stay cached, where here those two loads
+	 * waited for the socket's cold line (~5 ns per probe).
 	 */
 	b->cgroup = (__u64)s->sk_cgrp_data.cgroup;
 	b->direction = tka_direction_of(s->sk_max_ack_backlog);
