@@ -247,8 +247,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   // The web-config file in force, and its files as last read.
   WebConfigWatch web_watch(cfg.web_config_file);
   if (!cfg.web_config_file.empty()) {
-    web_watch.reading();
-    auto web = WebSecurity::load(cfg.web_config_file);
+    auto web = web_watch.load();
     if (!web) {
       stop = true;
       poller.join();
@@ -325,8 +324,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     std::shared_ptr<WebSecurity> web;
     WebConfigWatch next_watch(want.web_config_file);
     if (!want.web_config_file.empty()) {
-      next_watch.reading();
-      auto w = WebSecurity::load(want.web_config_file);
+      auto w = next_watch.load();
       if (!w) {
         // Failed as it is now: the check for changed files need not try
         // it again. (Refused later with the policies instead, it would.)
@@ -398,9 +396,8 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     // each connection. One that does not load (a key written before its
     // certificate) leaves the previous one serving until the next change.
     if (web_watch.changed()) {
-      web_watch.reading();
       const std::string& path = web_watch.path();
-      if (auto w = WebSecurity::load(path); w) {
+      if (auto w = web_watch.load(); w) {
         server.value()->set_web(std::move(w.value()));
         reloaded(true);
         std::fprintf(stderr, "tcpka: web config %s changed: reloaded\n", path.c_str());

@@ -78,10 +78,12 @@ std::string file_stamps(const std::vector<std::string>& files);
 class WebConfigWatch {
  public:
   explicit WebConfigWatch(std::string path = {}) : path_(std::move(path)) {}
-  // Call just before reading the files: a change made meanwhile still shows.
-  void reading() {
+  // Loads the file and those it names as they are now. Their stamps are
+  // taken first, so a change made while loading still shows to changed().
+  Result<std::shared_ptr<WebSecurity>> load() {
     files_ = web_config_files(path_);
     stamps_ = file_stamps(files_);
+    return WebSecurity::load(path_);
   }
   bool changed() const { return !path_.empty() && file_stamps(files_) != stamps_; }
   const std::string& path() const { return path_; }
