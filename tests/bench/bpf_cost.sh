@@ -174,11 +174,14 @@ window() {
        {print sc, r, $1, $2 - c[$1], $3 - t[$1]}' "$3" "$4" >> "$tmp"/raw
 }
 
-# Keepalive probes the agent has counted, host-wide: timer expiries that took
-# the matching path and saw a probe go out.
+# Keepalive probes the namespace's kernel has sent (TcpExtTCPKeepAlive): timer
+# expiries that took the matching path and sent a probe. Not the agent's
+# count: that counts the probes of a socket new to it only with the audit
+# scan after them (README, "How a probe gets its labels"), so a window just
+# after the sockets opened would take in probes from before it.
 probes() {
-  "${in_ns[@]}" curl -sf http://127.0.0.1:"$port"/metrics |
-    awk '/^tcpka_keepalive_probes_sent_total[{ ]/ {s += $NF} END {printf "%d\n", s}'
+  "${in_ns[@]}" awk '$1 == "TcpExt:" && !seen {for (i = 2; i <= NF; i++) col[$i] = i; seen = 1; next}
+                     $1 == "TcpExt:" {print $col["TCPKeepAlive"]}' /proc/net/netstat
 }
 
 run_idle() {
@@ -375,10 +378,11 @@ awk -v idle="$idle_s" -v ka="$ka_s" -v storm="$storm_s" "$median"'
 # The matching path alone, from the keepalive windows. A non-matching timer
 # costs what the floor costs (the storm shows it), so the time a tka_timer_*
 # program took beyond its floors is the extra cost of its matching runs. It is
-# divided by the probes the agent counted: every probe is one keepalive timer
-# expiry, and the few expiries that only re-arm the timer are left out of the
-# count but not out of the time, so the figure is an upper bound (and not
-# thrown off by other timers on the host). The exit program does its full
+# divided by the probes the namespace's kernel sent: every probe is one
+# keepalive timer expiry, and the few expiries that only re-arm the timer, and
+# probes of other namespaces on the host, are left out of the count but not
+# out of the time, so the figure is an upper bound (and not thrown off by
+# other timers on the host). The exit program does its full
 # work (map update, event) only on the expiries that sent a probe.
 echo
 echo "Matching path, keepalive windows (medians of $rounds rounds):"
