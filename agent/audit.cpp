@@ -63,6 +63,8 @@ void decode_into(const tka_sock_rec& r, unsigned hz, const std::string& cgroup, 
   row.cookie = r.cookie;
   row.cgroup_id = r.cgroup_id;
   row.cgroup.assign(cgroup);
+  row.direction = r.direction <= TKA_DIR_OUTBOUND ? static_cast<Direction>(r.direction)
+                                                  : Direction::kUnknown;
   row.pid = r.pid;
   row.fd = r.fd;
   row.comm.assign(r.comm, strnlen(r.comm, sizeof(r.comm)));

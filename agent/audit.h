@@ -33,6 +33,7 @@ struct AuditRow {
   uint64_t cookie = 0;
   uint64_t cgroup_id = 0;
   std::string cgroup;  // "" when unknown
+  Direction direction = Direction::kUnknown;  // not in the JSON: the agent attributes probes by it
   uint32_t pid = 0;
   uint32_t fd = 0;
   std::string comm;

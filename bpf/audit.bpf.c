@@ -314,6 +314,7 @@ int tka_iter_socks(struct bpf_iter__task_file *kctx)
 	__builtin_memset(&rec, 0, sizeof(rec));
 	rec.cookie = bpf_get_socket_cookie(sk);
 	rec.cgroup_id = TKA_SK(tp, sk_cgrp_data.cgroup)->kn->id;
+	rec.direction = tka_direction_of(TKA_SK(tp, sk_max_ack_backlog));
 	rec.now_ns = bpf_ktime_get_ns();
 	rec.netns = net->ns.inum;
 	rec.pid = task->tgid;

@@ -144,7 +144,8 @@ struct tka_sock_rec {
 	tka_u8 ka_probes;   /* effective probe count */
 	tka_u8 probes_out;
 	tka_u8 since_exact; /* 1: since_ns is when the state began; 0: when first seen */
-	tka_u8 pad[5];
+	tka_u8 direction;   /* enum tka_direction */
+	tka_u8 pad[4];
 	char comm[16];
 };
 

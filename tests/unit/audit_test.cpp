@@ -432,6 +432,7 @@ tka_sock_rec make_rec() {
   r.ka_probes = 9;
   r.probes_out = 3;
   r.lastrcv_j = 625;  // 2.5 s
+  r.direction = TKA_DIR_INBOUND;
   std::memcpy(r.comm, "postgres", 8);
   return r;
 }
@@ -458,6 +459,7 @@ TEST(DecodeRec, EveryField) {
   EXPECT_EQ(row.cgroup_id, 4242u);
   EXPECT_EQ(asked, std::vector<uint64_t>{4242});
   EXPECT_EQ(row.cgroup, "/system.slice/db.service");
+  EXPECT_EQ(row.direction, Direction::kInbound);
   EXPECT_EQ(row.pid, 1234u);
   EXPECT_EQ(row.fd, 7u);
   EXPECT_EQ(row.comm, "postgres");
@@ -486,6 +488,14 @@ TEST(DecodeRec, JiffiesUseTheGivenHz) {
   // Neither the count nor the probes in flight are times.
   EXPECT_EQ(at100.keepalive_cnt, 9u);
   EXPECT_EQ(at100.probes_out, 3u);
+}
+
+TEST(DecodeRec, DirectionOutOfRangeIsUnknown) {
+  tka_sock_rec r = make_rec();
+  r.direction = TKA_DIR_OUTBOUND;
+  EXPECT_EQ(decode_rec(r, 250, no_cgroup).direction, Direction::kOutbound);
+  r.direction = TKA_DIR_OUTBOUND + 1;
+  EXPECT_EQ(decode_rec(r, 250, no_cgroup).direction, Direction::kUnknown);
 }
 
 TEST(DecodeRec, KeepaliveOff) {
