@@ -18,13 +18,11 @@ void Aggregator::forget_series() {
   for (auto& e : sockets_) e.value.series = nullptr;
 }
 
-SeriesKey Aggregator::key_for(const Event& e, const std::string& cgroup) {
-  SeriesKey key{e.direction, std::to_string(service_port(e)),
+SeriesKey Aggregator::key_for(const SocketKey& sock, Direction direction,
+                              const std::string& cgroup) {
+  SeriesKey key{direction, std::to_string(service_port(sock, direction)),
                 cgroup.empty() ? std::string(kUnknownCgroup) : cgroup};
-  if (series_.count(key) == 0 && series_.size() >= max_series_) {
-    key.port = kOverflowPort;
-    ++overflowed_;
-  }
+  if (series_.count(key) == 0 && series_.size() >= max_series_) key.port = kOverflowPort;
   return key;
 }
 
@@ -33,49 +31,121 @@ void Aggregator::add(const Event& e, const std::string& cgroup) {
       e, [&cgroup](uint64_t) { return cgroup; }, false);
 }
 
-void Aggregator::add(const Event& e, const std::function<std::string(uint64_t)>& cgroup_of) {
-  add(e, cgroup_of, true);
+void Aggregator::add(const Event& e, const CgroupOf& cgroup_of) { add(e, cgroup_of, true); }
+
+void Aggregator::on_full(std::function<void(bool)> fn) {
+  std::lock_guard lock(mu_);
+  on_full_ = std::move(fn);
+  full_ = false;
+  note_size();
 }
 
-void Aggregator::add(const Event& e, const std::function<std::string(uint64_t)>& cgroup_of,
-                     bool cached) {
+void Aggregator::note_size() {
+  if (!on_full_) return;
+  // Before it is full: a burst of new sockets' probes already in the ring
+  // still finds room to wait while the kernel starts attributing. Room again
+  // a little lower, so that a table at the mark does not flip it per event.
+  const size_t n = sockets_.size();
+  if (!full_ && n >= max_sockets_ - max_sockets_ / 16) {
+    full_ = true;
+    on_full_(true);
+  } else if (full_ && n < max_sockets_ - max_sockets_ / 8) {
+    full_ = false;
+    on_full_(false);
+  }
+}
+
+void Aggregator::add(const Event& e, const CgroupOf& cgroup_of, bool cached) {
   std::lock_guard lock(mu_);
+  add_locked(e, cgroup_of, cached);
+  note_size();
+}
+
+void Aggregator::add_locked(const Event& e, const CgroupOf& cgroup_of, bool cached) {
+  Entry* entry = sockets_.find(e.sock);
+  // The entry of an earlier socket at the same addresses and ports (its
+  // gone event was lost, or never sent: keepalive was off at its end) must
+  // not lend this one its labels. Known cookies that differ tell them apart.
+  if (entry && e.cookie && entry->value.stats.cookie && e.cookie != entry->value.stats.cookie) {
+    if (entry->value.held) attribute(entry->key, entry, 0, Direction::kUnknown, "");
+    entry->value = Tracked{};
+  }
+  Tracked* sock = entry ? &entry->value : nullptr;
+  // The event's attribution, else the socket's: the labels of a socket's
+  // series (direction, service port, cgroup) do not change while it lives.
+  uint64_t cgroup_id = e.cgroup_id;
+  Direction direction = e.direction;
+  if (cached && !cgroup_id && sock && sock->cgroup_id) {
+    cgroup_id = sock->cgroup_id;
+    direction = sock->stats.direction;
+  }
   if (e.kind == EventKind::kGone) {
-    sockets_.erase(e.sock);
+    // The gone event is attributed: held probes go where it says.
+    if (sock && sock->held) attribute(e.sock, entry, cgroup_id, direction, cgroup_of(cgroup_id));
+    if (entry) sockets_.erase(entry);
     return;
   }
-  auto* entry = sockets_.find(e.sock);
-  Tracked* sock = entry ? &entry->value : nullptr;
-  // The labels of a socket's series (direction, service port, cgroup) do
-  // not change while it lives; only its cgroup id can (a process moved).
-  if (cached && sock && sock->series && sock->cgroup_id == e.cgroup_id &&
-      sock->stats.direction == e.direction) {
+  bool refused = false;
+  if (cached && !cgroup_id && e.kind == EventKind::kProbe) {
+    // Counted on the socket now, in a series once something names it.
+    if (!sock && sockets_.size() < max_sockets_) {
+      entry = sockets_.emplace(e.sock);
+      sock = &entry->value;
+    }
+    if (sock) {
+      if (e.cookie) sock->stats.cookie = e.cookie;
+      sock->stats.last_ts_ns = e.ts_ns;
+      ++sock->stats.probes;
+      if (!sock->held++) ++held_.sockets;
+      ++held_.probes;
+      return;
+    }
+    // No room to wait in: counted at once, under "unknown".
+    ++untracked_;
+    refused = true;
+  }
+  if (cached && sock && sock->series && sock->cgroup_id == cgroup_id &&
+      sock->stats.direction == direction) {
     if (sock->folded) ++overflowed_;
     count(e, *sock->series, entry);
     return;
   }
-  const std::string cgroup = cgroup_of(e.cgroup_id);
-  SeriesKey key = key_for(e, cgroup);
-  const bool folded = key.port == kOverflowPort;
-  SeriesCounts& counts = series_[std::move(key)];
-  if (!sock) {
+  if (!sock && !refused) {
     if (sockets_.size() < max_sockets_) {
       entry = sockets_.emplace(e.sock);
-      sock = &entry->value;
     } else {
       ++untracked_;
     }
   }
+  auto [counts, folded] = attribute(e.sock, entry, cgroup_id, direction, cgroup_of(cgroup_id));
+  if (folded) ++overflowed_;
+  count(e, *counts, entry);
+}
+
+std::pair<SeriesCounts*, bool> Aggregator::attribute(const SocketKey& key, Entry* sock,
+                                                     uint64_t cgroup_id, Direction direction,
+                                                     const std::string& cgroup) {
+  SeriesKey skey = key_for(key, direction, cgroup);
+  const bool folded = skey.port == kOverflowPort;
+  SeriesCounts& counts = series_[std::move(skey)];
   if (sock) {
-    sock->stats.direction = e.direction;
-    sock->stats.cgroup = cgroup;
+    Tracked& t = sock->value;
+    t.stats.direction = direction;
+    t.stats.cgroup = cgroup;
     // An unresolved cgroup ("unknown") is looked up again next time: the
     // cgroup may only have been created since the last rescan.
-    sock->series = cgroup.empty() ? nullptr : &counts;
-    sock->cgroup_id = e.cgroup_id;
-    sock->folded = folded;
+    t.series = cgroup.empty() ? nullptr : &counts;
+    t.cgroup_id = cgroup_id;
+    t.folded = folded;
+    if (t.held) {
+      counts.probes += t.held;
+      if (folded) overflowed_ += t.held;
+      held_.probes -= t.held;
+      --held_.sockets;
+      t.held = 0;
+    }
   }
-  count(e, counts, entry);
+  return {&counts, folded};
 }
 
 void Aggregator::count(const Event& e, SeriesCounts& counts, SocketTable<Tracked>::Entry* entry) {
@@ -141,23 +211,41 @@ size_t Aggregator::remove_cgroups(const std::function<bool(const std::string&)>&
     }
   }
   sockets_.erase_if([&](const auto& e) { return is_dead(e.value.stats.cgroup); });
+  note_size();
   // Removed series took their nodes with them: no cached pointer may remain.
   if (removed) forget_series();
   return removed;
 }
 
 size_t Aggregator::sweep(uint64_t scan_start_ns,
-                         const std::function<void(const KeyVisitor&)>& for_each_live) {
+                         const std::function<void(const LiveVisitor&)>& for_each_live) {
   std::lock_guard lock(mu_);
   if (sockets_.empty()) return 0;
   const uint64_t gen = ++sweeps_;
-  for_each_live([&](const SocketKey& key) {
-    if (auto* e = sockets_.find(key)) e->value.swept = gen;
+  for_each_live([&](const SocketKey& key, uint64_t cgroup_id, const std::string& cgroup,
+                    Direction direction) {
+    Entry* e = sockets_.find(key);
+    if (!e) return;
+    e->value.swept = gen;
+    if (e->value.held) attribute(key, e, cgroup_id, direction, cgroup);
   });
   // An event after the scan began may be of a socket the scan missed.
-  return sockets_.erase_if([&](const auto& e) {
+  auto gone = [&](const Entry& e) {
     return e.value.swept != gen && e.value.stats.last_ts_ns < scan_start_ns;
-  });
+  };
+  if (held_.sockets) {
+    for (Entry& e : sockets_) {
+      if (e.value.held && gone(e)) attribute(e.key, &e, 0, Direction::kUnknown, "");
+    }
+  }
+  const size_t forgotten = sockets_.erase_if(gone);
+  note_size();
+  return forgotten;
+}
+
+Aggregator::Held Aggregator::held() const {
+  std::lock_guard lock(mu_);
+  return held_;
 }
 
 std::optional<SocketStats> Aggregator::socket(const SocketKey& key) const {

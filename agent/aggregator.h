@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "event.h"
 #include "socket_table.h"
@@ -54,13 +55,28 @@ class Aggregator {
   // A new cap (SIGHUP): label sets past it stay, new ones fold into "other".
   void set_max_series(uint32_t max_series);
 
-  // cgroup: the resolved path, "" when unresolvable; always applied.
+  // Called, under the aggregator's lock (keep it short), when the per-socket
+  // table is nearly full (true: 15/16 of max_sockets) and when it has room
+  // again (false: under 7/8). Without room a probe cannot wait for its
+  // attribution (add): the agent has the kernel attribute probes meanwhile.
+  void on_full(std::function<void(bool)> fn);
+
+  // cgroup: the resolved path, "" when unresolvable; always applied, and
+  // the event's direction with it.
   void add(const Event& e, const std::string& cgroup);
   // The same, resolving the path only when the socket is new to the table
   // or its cgroup changed: a known socket's event goes straight to the
   // series it counted in last time (the event path at 1,000 probes a
   // second was dominated by resolving, copying and comparing label strings).
-  void add(const Event& e, const std::function<std::string(uint64_t)>& cgroup_of);
+  //
+  // An event without attribution (cgroup_id 0: `tcpka run` loads the BPF
+  // programs so that probe events carry none, keepalive.bpf.c) takes the
+  // socket's from the table. A probe of a socket the table cannot attribute
+  // yet counts on the socket at once and waits for its series: the next
+  // audit scan (sweep) or the socket's next attributed event (a kill,
+  // recovered or gone event) names it.
+  using CgroupOf = std::function<std::string(uint64_t)>;
+  void add(const Event& e, const CgroupOf& cgroup_of);
 
   struct Snapshot {
     std::map<SeriesKey, SeriesCounts> series;
@@ -75,25 +91,51 @@ class Aggregator {
   size_t remove_cgroups(const std::function<bool(const std::string&)>& gone);
 
   std::optional<SocketStats> socket(const SocketKey& key) const;
-  // Forgets the sockets an audit scan shows are gone: each socket last seen
-  // (event ts_ns, CLOCK_MONOTONIC) before scan_start_ns that for_each_live
-  // does not visit. Their gone event was lost (ring full) or never sent
-  // (keepalive was off when they ended). Returns how many were forgotten.
-  using KeyVisitor = std::function<void(const SocketKey&)>;
-  size_t sweep(uint64_t scan_start_ns, const std::function<void(const KeyVisitor&)>& for_each_live);
+  // Probes waiting for their socket's attribution (see add), and on how
+  // many sockets.
+  struct Held {
+    uint64_t probes = 0;
+    size_t sockets = 0;
+  };
+  Held held() const;
+
+  // What an audit scan shows of each live socket. for_each_live visits each
+  // with the cgroup and direction the scan read from it.
+  // cgroup is the path of cgroup_id, "" when unresolvable.
+  using LiveVisitor = std::function<void(const SocketKey&, uint64_t cgroup_id,
+                                         const std::string& cgroup, Direction)>;
+  // Applies an audit scan: gives the sockets that wait for attribution the
+  // scan's (their held probes join their series), and forgets the sockets
+  // the scan shows are gone: each socket last seen (event ts_ns,
+  // CLOCK_MONOTONIC) before scan_start_ns that for_each_live does not visit.
+  // Their gone event was lost (ring full) or never sent (keepalive was off
+  // when they ended). A forgotten socket's held probes count under cgroup
+  // "unknown" and direction "unknown": no scan shows a socket without a file
+  // descriptor (one the kernel holds for itself). Returns how many sockets
+  // were forgotten.
+  size_t sweep(uint64_t scan_start_ns, const std::function<void(const LiveVisitor&)>& for_each_live);
 
  private:
-  SeriesKey key_for(const Event& e, const std::string& cgroup);
+  SeriesKey key_for(const SocketKey& sock, Direction direction, const std::string& cgroup);
   // A socket in the table, and where its events were last counted.
   struct Tracked {
     SocketStats stats;
     SeriesCounts* series = nullptr;  // nullptr: resolve again (std::map nodes are stable)
-    uint64_t cgroup_id = 0;          // the id series was resolved for
+    uint64_t cgroup_id = 0;          // the id series was resolved for; 0: not attributed yet
     bool folded = false;             // series is port="other": count each event folded
     uint64_t swept = 0;              // the last sweep that saw it
+    uint64_t held = 0;               // probes in stats but in no series yet: see add
   };
-  void add(const Event& e, const std::function<std::string(uint64_t)>& cgroup_of, bool cached);
-  void count(const Event& e, SeriesCounts& counts, SocketTable<Tracked>::Entry* sock);
+  using Entry = SocketTable<Tracked>::Entry;
+  void add(const Event& e, const CgroupOf& cgroup_of, bool cached);
+  void add_locked(const Event& e, const CgroupOf& cgroup_of, bool cached);
+  void note_size();  // calls on_full_ when the table filled up or has room again
+  // The series of a socket with this attribution, and whether it is the
+  // port="other" one. sock, when given, is attributed with it, and its held
+  // probes are counted there.
+  std::pair<SeriesCounts*, bool> attribute(const SocketKey& key, Entry* sock, uint64_t cgroup_id,
+                                           Direction direction, const std::string& cgroup);
+  void count(const Event& e, SeriesCounts& counts, Entry* sock);
   void forget_series();  // drops every socket's cached series
 
   uint32_t max_series_;
@@ -103,6 +145,9 @@ class Aggregator {
   SocketTable<Tracked> sockets_;
   uint64_t overflowed_ = 0;
   uint64_t untracked_ = 0;
+  Held held_;
+  std::function<void(bool)> on_full_;
+  bool full_ = false;
   uint64_t sweeps_ = 0;
 };
 

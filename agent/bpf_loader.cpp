@@ -67,6 +67,7 @@ Result<std::unique_ptr<KeepaliveBpf>> KeepaliveBpf::load(const LoadOptions& opts
       opts.plan.backend == Backend::kResetReason ? TKA_KILL_RESET_REASON : TKA_KILL_TIMER_BRACKET;
   bpf_map__set_max_entries(skel->maps.tka_events, opts.ringbuf_bytes);
   skel->rodata->tka_wake_bytes = opts.ringbuf_bytes / 4;  // saves a helper call per event
+  skel->data_tka_hot->tka_hot.probe_attribution = opts.probe_attribution ? 1 : 0;
   bpf_map__set_max_entries(skel->maps.tka_probed, opts.max_sockets);
 
   bpf_program* prog;
@@ -135,6 +136,11 @@ std::vector<ProgramState> KeepaliveBpf::programs() const {
     out.push_back(std::move(s));
   }
   return out;
+}
+
+void KeepaliveBpf::set_probe_attribution(bool on) {
+  // The map's memory, mapped: the next keepalive expiry sees it.
+  __atomic_store_n(&skel_->data_tka_hot->tka_hot.probe_attribution, on ? 1u : 0u, __ATOMIC_RELAXED);
 }
 
 std::array<uint64_t, TKA_DROP__COUNT> KeepaliveBpf::drops() const {

@@ -24,6 +24,11 @@ struct LoadOptions {
   Plan plan;
   uint32_t ringbuf_bytes = 1u << 20;
   uint32_t max_sockets = 65536;
+  // Probe events with the socket's cgroup and direction (keepalive.bpf.c,
+  // tka_probe_attribution); without, cgroup_id 0 and direction unknown, and
+  // the reader attributes them (Aggregator::add). See also
+  // KeepaliveBpf::set_probe_attribution.
+  bool probe_attribution = true;
 };
 
 struct ProgramState {
@@ -47,6 +52,10 @@ class KeepaliveBpf {
   Result<void> open_events(EventSink sink);
   // Waits up to timeout_ms; returns events consumed or -errno.
   int poll(int timeout_ms);
+
+  // Changes LoadOptions::probe_attribution while the programs run: the
+  // probes of expiries after this call follow it.
+  void set_probe_attribution(bool on);
 
   std::vector<ProgramState> programs() const;
   std::array<uint64_t, TKA_DROP__COUNT> drops() const;

@@ -110,8 +110,8 @@ bool decode_event(const void* data, size_t size, Event* out) {
   return true;
 }
 
-uint16_t service_port(const Event& e) {
-  return e.direction == Direction::kInbound ? e.sock.sport : e.sock.dport;
+uint16_t service_port(const SocketKey& sock, Direction direction) {
+  return direction == Direction::kInbound ? sock.sport : sock.dport;
 }
 
 namespace {

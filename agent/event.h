@@ -67,7 +67,8 @@ struct Event {
 bool decode_event(const void* data, size_t size, Event* out);
 
 // The local port for inbound sockets, the remote one for outbound sockets.
-uint16_t service_port(const Event& e);
+uint16_t service_port(const SocketKey& sock, Direction direction);
+inline uint16_t service_port(const Event& e) { return service_port(e.sock, e.direction); }
 
 // One line of `tcpka watch`; cgroup is the resolved path.
 std::string format_text(const Event& e, std::string_view cgroup);

@@ -65,7 +65,11 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   }
   // Degraded: say so before anything else, once per signal not observed.
   for (const auto& line : degraded_lines(*plan)) std::fprintf(stderr, "tcpka: %s\n", line.c_str());
-  auto attached = attach_plan(cfg, std::move(plan.value()));
+  // Probe events without their socket's cgroup and direction: reading
+  // those was ~36 ns of every keepalive expiry in the kernel. The aggregator
+  // takes them from the socket's earlier events, else from the audit scan,
+  // and has the kernel read them again while its table is nearly full.
+  auto attached = attach_plan(cfg, std::move(plan.value()), false);
   if (!attached) {
     std::fprintf(stderr, "tcpka: %s\n", attached.error().c_str());
     return kExitCannotRun;
@@ -86,6 +90,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   };
 
   Aggregator agg(cfg.max_series, cfg.max_sockets);
+  agg.on_full([&bpf](bool full) { bpf.set_probe_attribution(full); });
   AgentCounters counters;
 
   // The audit: state tracking from now on, and a first scan before serving.
@@ -272,6 +277,10 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
 
   // The periodic scan sleeps until it is due, or until stop or a SIGHUP
   // with a new interval wakes it (no polling timer: see the readers above).
+  // Probes of a socket no scan has shown yet wait for one (Aggregator::add):
+  // while some wait, a scan comes within kAttributeWithin of the last one
+  // whatever --audit-interval says, which is looked at once a second.
+  constexpr auto kAttributeWithin = std::chrono::seconds(5);
   std::mutex scanner_mu;
   std::condition_variable scanner_cv;
   bool scanner_kick = false;
@@ -279,23 +288,29 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     auto last = std::chrono::steady_clock::now();
     std::unique_lock lock(scanner_mu);
     while (!stop.load()) {
-      const auto next = last + std::chrono::seconds(audit_interval.load());
-      scanner_cv.wait_until(lock, next, [&] { return stop.load() || scanner_kick; });
+      const auto interval = std::chrono::seconds(audit_interval.load());
+      const auto next = last + interval;
+      const bool early = interval > kAttributeWithin;
+      const auto wake =
+          early ? std::min(next, std::chrono::steady_clock::now() + std::chrono::seconds(1)) : next;
+      scanner_cv.wait_until(lock, wake, [&] { return stop.load() || scanner_kick; });
       if (stop.load()) break;
       if (scanner_kick) {  // the interval changed: due time from the last scan
         scanner_kick = false;
         continue;
       }
-      if (std::chrono::steady_clock::now() < next) continue;
+      const auto now = std::chrono::steady_clock::now();
+      if (now < next && !(early && now >= last + kAttributeWithin && agg.held().sockets)) continue;
       lock.unlock();
       timespec t0{};
       clock_gettime(CLOCK_MONOTONIC, &t0);  // the clock of bpf_ktime_get_ns()
       if (auto rows = scan_rows(false); rows) {
         audit_metrics.update(*rows);
-        // The per-socket table forgets sockets whose gone event never came.
+        // Probes waiting for their socket's cgroup and direction get them,
+        // and the per-socket table forgets sockets whose gone event never came.
         agg.sweep(static_cast<uint64_t>(t0.tv_sec) * 1000000000ull + t0.tv_nsec,
-                  [&](const Aggregator::KeyVisitor& visit) {
-                    for (const auto& r : *rows) visit(r.key);
+                  [&](const Aggregator::LiveVisitor& visit) {
+                    for (const auto& r : *rows) visit(r.key, r.cgroup_id, r.cgroup, r.direction);
                   });
       }
       last = std::chrono::steady_clock::now();

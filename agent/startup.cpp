@@ -79,8 +79,8 @@ Result<Plan> plan_start(const RunConfig& cfg, const Features& features, int* sta
   return plan;
 }
 
-Result<Attached> attach_plan(const RunConfig& cfg, Plan plan) {
-  LoadOptions opts{plan, cfg.ringbuf_bytes, cfg.max_sockets};
+Result<Attached> attach_plan(const RunConfig& cfg, Plan plan, bool probe_attribution) {
+  LoadOptions opts{plan, cfg.ringbuf_bytes, cfg.max_sockets, probe_attribution};
   auto bpf = KeepaliveBpf::load(opts);
   if (!bpf) return Error{bpf.error()};
   if (auto a = bpf.value()->attach(); !a) return Error{a.error()};

@@ -39,13 +39,28 @@ const volatile __u32 tka_kill_mode = TKA_KILL_RESET_REASON;
 __u64 tka_drops[TKA_DROP__COUNT];
 
 /*
- * How many sockets tka_probed holds. Only they can produce a "recovered"
- * event, so while it is 0 (every peer answers, the normal case) the timer
- * entry and tcp_destroy_sock skip their lookup: a cold hash lookup costs
- * ~550 ns here, twice what the rest of a probe costs
- * (tests/bench/RESULTS.md). Own cache line: every keepalive expiry reads it.
+ * Every keepalive expiry reads these: a cache line of their own.
+ *
+ * unanswered: how many sockets tka_probed holds. Only they can produce a
+ * "recovered" event, so while it is 0 (every peer answers, the normal case)
+ * the timer entry and tcp_destroy_sock skip their lookup: a cold hash lookup
+ * costs ~550 ns here, twice what the rest of a probe costs
+ * (tests/bench/RESULTS.md).
+ *
+ * probe_attribution: whether probe events carry the socket's cgroup and
+ * direction (else cgroup id 0, direction unknown); the agent sets it, also
+ * while the programs run. They live on two lines of struct sock
+ * (sk_max_ack_backlog, sk_cgrp_data) that nothing else on the keepalive path
+ * touches, and reading them was ~36 ns of each keepalive expiry
+ * (tests/bench/RESULTS.md). They never change while the socket lives, so
+ * `tcpka run` turns this off and attributes a probe itself, from the
+ * socket's earlier events or its audit scan, and turns it on again while
+ * its socket table is full. Kill, recovered and gone events always carry
+ * them.
  */
-__u64 tka_unanswered SEC(".data.tka_unanswered") __attribute__((aligned(64)));
+struct tka_hot tka_hot SEC(".data.tka_hot") __attribute__((aligned(64))) = {
+	.probe_attribution = 1,
+};
 
 /*
  * The same count split by a hash of the socket's address (the key of
@@ -54,7 +69,7 @@ __u64 tka_unanswered SEC(".data.tka_unanswered") __attribute__((aligned(64)));
  * agent is for), a socket whose bucket is empty cannot be in tka_probed, so
  * the timer entry of an answered socket and tcp_destroy_sock skip the cold
  * lookup for nearly all sockets instead of for none. 16 KiB: allocated from
- * the kernel's direct map, and read only while tka_unanswered is not 0.
+ * the kernel's direct map, and read only while tka_hot.unanswered is not 0.
  */
 #define TKA_UNANSWERED_BUCKETS_LOG2 12
 __u32 tka_unanswered_in[1 << TKA_UNANSWERED_BUCKETS_LOG2] SEC(".data.tka_unanswered_in");
@@ -129,7 +144,7 @@ struct tka_bracket {
 	__u8 killed;         /* a kill was seen inside the callback */
 	__u8 direction;      /* enum tka_direction, read at entry */
 	__u8 pad[2];
-	__u64 cgroup;        /* the socket's struct cgroup, read at entry */
+	__u64 cgroup;        /* the socket's struct cgroup, read at entry; 0: not read */
 };
 
 struct {
@@ -207,7 +222,7 @@ static __always_inline bool tka_same_sock(const struct tka_probed_val *v, __u32 
 }
 
 /* Removes key from tka_probed; true when this call removed it. Entries,
- * tka_unanswered and the key's bucket change together: the timer hooks of a
+ * tka_hot.unanswered and the key's bucket change together: the timer hooks of a
  * socket can race tcp_destroy_sock from close() on another CPU, and only one
  * delete wins.
  */
@@ -216,7 +231,7 @@ static __always_inline bool tka_forget(__u64 key, __u64 addr)
 	if (bpf_map_delete_elem(&tka_probed, &key))
 		return false;
 	__sync_fetch_and_add(tka_unanswered_bucket(addr), -1);
-	__sync_fetch_and_add(&tka_unanswered, -1);
+	__sync_fetch_and_add(&tka_hot.unanswered, -1);
 	return true;
 }
 
@@ -240,7 +255,7 @@ static __always_inline void tka_remember(__u64 key, __u32 portpair, __u64 cookie
 	}
 	/* The bucket first: a reader that sees the total sees the bucket. */
 	__sync_fetch_and_add(tka_unanswered_bucket(tka_addr((void *)key)), 1);
-	__sync_fetch_and_add(&tka_unanswered, 1);
+	__sync_fetch_and_add(&tka_hot.unanswered, 1);
 }
 
 static __always_inline struct tka_bracket *tka_bracket(void)
@@ -272,18 +287,23 @@ int BPF_PROG(tka_timer_entry, struct timer_list *timer)
 	b->sk = key;
 	b->probes_before = probes;
 	b->killed = 0;
-	/* The attribution of a probe event, read here rather than at exit:
-	 * its two socket lines are cold either way (the callback never touches
-	 * them), but here their misses overlap with this program's own miss
-	 * on the socket, where at exit each one stalled the event on its own.
+	/* The attribution of a probe event, when wanted
+	 * (tka_hot.probe_attribution), read here rather than at exit: its two
+	 * socket lines are cold either way (the callback never touches them),
+	 * but here their misses overlap with this program's own miss on the
+	 * socket, where at exit each one stalled the event on its own.
 	 * Measured: exit ~300 -> ~210 ns per probe, entry +30-40 ns
-	 * (tests/bench/RESULTS.md). Of the cgroup only its address: the exit
-	 * reads the id from it, as the cgroup and its kernfs node are shared by
-	 * the cgroup's sockets and stay cached, where here those two loads
-	 * waited for the socket's cold line (~5 ns per probe).
+	 * (tests/bench/RESULTS.md). Of the cgroup only its address (0: not
+	 * attributed): the exit reads the id from it, as the cgroup and its
+	 * kernfs node are shared by the cgroup's sockets and stay cached, where
+	 * here those two loads waited for the socket's cold line (~5 ns per
+	 * probe).
 	 */
-	b->cgroup = (__u64)s->sk_cgrp_data.cgroup;
-	b->direction = tka_direction_of(s->sk_max_ack_backlog);
+	b->cgroup = 0;
+	if (tka_hot.probe_attribution) {
+		b->cgroup = (__u64)s->sk_cgrp_data.cgroup;
+		b->direction = tka_direction_of(s->sk_max_ack_backlog);
+	}
 	if (tka_kill_mode == TKA_KILL_TIMER_BRACKET) {
 		/* tka_err_report reports a kill after tcp_done() made the
 		 * socket CLOSE and maybe gave its port back: keep both as they
@@ -301,7 +321,7 @@ int BPF_PROG(tka_timer_entry, struct timer_list *timer)
 	}
 
 	/* Only an ACK resets icsk_probes_out (tcp_ack): the peer answered. */
-	if (probes == 0 && tka_unanswered) {
+	if (probes == 0 && tka_hot.unanswered) {
 		__u64 addr = tka_addr(sk);
 		struct tka_probed_val *v = tka_maybe_probed(addr) ? bpf_map_lookup_elem(&tka_probed, &key) : NULL;
 
@@ -373,14 +393,23 @@ int BPF_PROG(tka_timer_exit, struct timer_list *timer)
 		tka_count_drop(TKA_DROP_RINGBUF);
 		return 0;
 	}
-	/* The socket is alive (its probe count grew, no kill): it still holds
-	 * its cgroup. Were it freed by a close() on another CPU since, the
-	 * cgroup is freed only after an RCU grace period, which this softirq
-	 * holds back; and the loads cannot fault (tka_ro).
+	/* Attributed at the entry, or not at all: cgroup id 0 (no cgroup has
+	 * it) tells the agent to attribute the probe itself.
 	 */
-	const struct cgroup *cg = tka_ro(struct cgroup, (void *)b->cgroup);
+	__u64 cgroup_id = 0;
+	__u8 direction = TKA_DIR_UNKNOWN;
 
-	tka_fill_attr(e, sk, TKA_EV_PROBE, cg->kn->id, b->direction);
+	if (b->cgroup) {
+		/* The socket is alive (its probe count grew, no kill): it
+		 * still holds its cgroup. Were it freed by a close() on another
+		 * CPU since, the cgroup is freed only after an RCU grace
+		 * period, which this softirq holds back; and the loads cannot
+		 * fault (tka_ro).
+		 */
+		cgroup_id = tka_ro(struct cgroup, (void *)b->cgroup)->kn->id;
+		direction = b->direction;
+	}
+	tka_fill_attr(e, sk, TKA_EV_PROBE, cgroup_id, direction);
 	bpf_ringbuf_submit(e, tka_wake_flags());
 	return 0;
 }
@@ -475,7 +504,7 @@ int BPF_PROG(tka_destroy, struct sock *sk)
 	__u64 key = (__u64)sk;
 	bool probed = false;
 
-	if (tka_unanswered) {
+	if (tka_hot.unanswered) {
 		__u64 addr = tka_addr(sk);
 
 		probed = tka_maybe_probed(addr) && tka_forget(key, addr);

@@ -79,6 +79,15 @@ struct tka_event {
 	tka_u8 pad[4];
 };
 
+/* The keepalive programs' globals that every keepalive expiry reads, on one
+ * cache line (keepalive.bpf.c, tka_hot).
+ */
+struct tka_hot {
+	tka_u64 unanswered;        /* sockets in tka_probed */
+	tka_u32 probe_attribution; /* 1: probe events carry cgroup and direction */
+	tka_u32 pad;
+};
+
 /* Keepalive policy (sockops.bpf.c), one per cgroup; the agent updates it
  * live, the program reads it on every established connection.
  */

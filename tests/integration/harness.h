@@ -175,6 +175,12 @@ bool has_series(const std::string& body, const std::string& name,
 // Polls `probe` every 100 ms until it returns true or the timeout passes.
 bool eventually(const std::function<bool()>& probe, std::chrono::milliseconds timeout);
 
+// How long a keepalive probe may take to reach its series in /metrics.
+// `tcpka run` counts the probe of a socket it has not seen yet in its series
+// with the next audit scan, every --audit-interval seconds (5 by default):
+// two of those, and a margin (agent/aggregator.h, Aggregator::add).
+inline constexpr std::chrono::seconds kProbeCounted{12};
+
 // TCP on loopback.
 struct Listener {
   int fd = -1;

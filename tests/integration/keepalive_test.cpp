@@ -71,7 +71,7 @@ class KeepaliveTest : public ::testing::TestWithParam<std::string> {
   void expect_probes_match_kernel() {
     const uint64_t kernel = tcpext("TCPKeepAlive");
     const uint64_t shown = witness_->probes();
-    eventually([&] { return value(kProbes) == static_cast<double>(shown); }, seconds(5));
+    eventually([&] { return value(kProbes) == static_cast<double>(shown); }, kProbeCounted);
     // On a mismatch, every probe series of the host: a probe filed under
     // another cgroup ("unknown") or lost (drop counters) shows there.
     auto probe_lines = [&] {
@@ -139,6 +139,33 @@ TEST_P(KeepaliveTest, PeerAliveProbesAnsweredNothingKilled) {
   ASSERT_EQ(send(c.client, "x", 1, 0), 1);
   char ch = 0;
   ASSERT_EQ(recv(c.server, &ch, 1, 0), 1);
+}
+
+// `tcpka run` labels the probes of a socket it has not seen yet from the
+// audit scan (README, "How a probe gets its labels"). With an interval far
+// longer than the test, both ends' probes still reach their series within
+// seconds, each under its own direction: the scans come early while probes
+// wait, and read the direction from the socket.
+TEST_P(KeepaliveTest, NewSocketsProbesAreLabelledWithinSecondsWhateverTheAuditInterval) {
+  agent_.reset();
+  cgroup_->leave();  // the agent stays out of our cgroup, as in SetUp
+  agent_ = std::make_unique<Agent>(
+      std::vector<std::string>{"--backend", GetParam(), "--audit-interval", "600"});
+  cgroup_->enter();
+  Listener l = listen_on(AF_INET);
+  Conn c = connect_pair(l);
+  set_keepalive(c.client, 1, 1, 3);
+  set_keepalive(c.server, 1, 1, 3);
+  std::this_thread::sleep_for(milliseconds(2500));
+  set_keepalive_off(c.client);
+  set_keepalive_off(c.server);
+  expect_probes_match_kernel();
+  const std::string port = std::to_string(l.port);
+  const double out = value(kProbes, {{"direction", "outbound"}, {"port", port}});
+  const double in = value(kProbes, {{"direction", "inbound"}, {"port", port}});
+  EXPECT_GE(out, 1);
+  EXPECT_GE(in, 1);
+  EXPECT_EQ(out + in, static_cast<double>(witness_->probes()));
 }
 
 TEST_P(KeepaliveTest, PeerDeadKilledByTimeout) {

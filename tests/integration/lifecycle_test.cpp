@@ -176,7 +176,7 @@ TEST_F(LifecycleTest, SigtermExitsZeroWithinFiveSecondsLeavingNoProgramLinkOrPin
   Listener l = listen_on(AF_INET);
   Conn c = connect_pair(l);
   cgroup_->leave();
-  ASSERT_TRUE(eventually([&] { return value(kProbes) >= 1; }, seconds(5))) << agent_->metrics();
+  ASSERT_TRUE(eventually([&] { return value(kProbes) >= 1; }, kProbeCounted)) << agent_->metrics();
   EXPECT_GT(count_our_programs(), 0);
   EXPECT_EQ(sockops_programs(cgroup_->abs()), 1);
   EXPECT_TRUE(exists(kStatePin)) << "the running agent shares its state map with `tcpka audit`";
@@ -296,7 +296,7 @@ TEST_F(LifecycleTest, SighupAppliesTheFileKeepsCountersAndRefusesABadFileWhole) 
   EXPECT_GT(good_reload, start_reload);
   EXPECT_EQ(value(kKills), kKilled) << "SIGHUP does not reset counters";
   EXPECT_GE(value(kProbes), probes_before);
-  EXPECT_TRUE(eventually([&] { return value(kProbes) >= probes_before + 2; }, seconds(5)))
+  EXPECT_TRUE(eventually([&] { return value(kProbes) >= probes_before + 2; }, kProbeCounted))
       << "and they keep counting";
   // idle-threshold 300 -> 1: both ends of the quiet pair are now half-open suspects.
   EXPECT_TRUE(
@@ -311,7 +311,7 @@ TEST_F(LifecycleTest, SighupAppliesTheFileKeepsCountersAndRefusesABadFileWhole) 
       [&] {
         return value(kProbes, {{"port", "other"}}) >= 1;
       },
-      seconds(5)))
+      kProbeCounted))
       << agent_->metrics();
   EXPECT_EQ(value(kProbes, {{"port", std::to_string(third.port)}}), 0);
 
@@ -347,7 +347,7 @@ TEST_F(LifecycleTest, SighupAppliesTheFileKeepsCountersAndRefusesABadFileWhole) 
   for (const Conn* c : {&probing, &folded, &still}) set_keepalive_off(c->client);
   for (const Conn* c : {&probing, &folded, &still}) set_keepalive_off(c->server);
   const uint64_t shown = shown_probes(0, 0);
-  eventually([&] { return value(kProbes) == static_cast<double>(shown); }, seconds(5));
+  eventually([&] { return value(kProbes) == static_cast<double>(shown); }, kProbeCounted);
   EXPECT_EQ(value(kProbes), static_cast<double>(shown))
       << "the probes BPF was shown disagree; every series and drop counter:\n"
       << agent_->metrics();
@@ -425,21 +425,27 @@ TEST_F(LifecycleTest, TinyRingsAndSocketTableCountEveryLossKeepServingAndRecover
 
   // Every probe is counted or a counted loss, once the ring is drained (a
   // loss may also be another process's event on the host: never fewer).
+  // Counted by the listener's port: with the table full, a probe can have
+  // no cgroup (cgroup="unknown": it came before the agent had the kernel
+  // attribute probes again, Aggregator::on_full).
   std::string m;
   double counted = 0, ring_drops = 0;
   EXPECT_TRUE(eventually(
       [&] {
         m = agent_->metrics();
-        counted = metric(m, kProbes, {{"cgroup", cgroup_->path()}});
+        counted = metric(m, kProbes, {{"port", std::to_string(l.port)}});
         ring_drops = metric(m, kDropped, {{"reason", "ringbuf_full"}});
         return counted + ring_drops >= static_cast<double>(burst_probes);
       },
-      seconds(3)))
+      kProbeCounted))
       << m;
   std::fprintf(stderr, "burst: %llu probes sent, %.0f counted, %.0f lost to the ring\n",
                static_cast<unsigned long long>(burst_probes), counted, ring_drops);
   EXPECT_GT(ring_drops, 0) << "the 4 KiB ring must overflow in this burst";
   EXPECT_LT(counted, static_cast<double>(burst_probes));
+  // Most in the cgroup all the same: the kernel attributes them while the
+  // table is full.
+  EXPECT_GT(metric(m, kProbes, {{"cgroup", cgroup_->path()}}), counted / 2) << m;
   EXPECT_GE(metric(m, kDropped, {{"reason", "socket_map_full"}}), kSockets - 16.0) << m;
   EXPECT_LE(metric(m, "tcpka_tracked_sockets"), 16) << m;
   EXPECT_GT(metric(m, "tcpka_untracked_sockets_total"), 0) << m;
@@ -512,7 +518,7 @@ TEST_F(LifecycleTest, TinyRingsAndSocketTableCountEveryLossKeepServingAndRecover
     const double shown = static_cast<double>(shown_probes(w0, k0));
     ASSERT_GE(shown, 2);
     const Labels port = {{"port", std::to_string(l2.port)}, {"direction", "outbound"}};
-    eventually([&] { return value(kProbes, port) == shown; }, seconds(5));
+    eventually([&] { return value(kProbes, port) == shown; }, kProbeCounted);
     EXPECT_EQ(value(kProbes, port), shown) << "the probes BPF was shown disagree";
     EXPECT_EQ(agent_metric("tcpka_tracked_sockets"), 1) << "tracked again after the burst";
   }
@@ -553,7 +559,7 @@ TEST_P(RestartTest, CountersRestartFromZeroAndCloseWaitAgesContinue) {
   };
   set_keepalive(probing.client, 1, 1, 9);
   const Labels series = {{"port", std::to_string(alive.port)}, {"direction", "outbound"}};
-  ASSERT_TRUE(eventually([&] { return value(kProbes, series) >= 2; }, seconds(5)));
+  ASSERT_TRUE(eventually([&] { return value(kProbes, series) >= 2; }, kProbeCounted));
   set_keepalive_off(probing.client);
   const double probes1 = value(kProbes, series);
 

@@ -434,9 +434,9 @@ TEST(AggregatorSweepTest, ForgetsSocketsTheScanNoLongerShows) {
   a.ts_ns = b.ts_ns = 100;
   agg.add(a, "/a");
   agg.add(b, "/a");
-  const size_t removed = agg.sweep(200, [&](const Aggregator::KeyVisitor& visit) {
-    visit(a.sock);
-    visit(probe(Direction::kInbound, 80, 3).sock);  // live, never tracked
+  const size_t removed = agg.sweep(200, [&](const Aggregator::LiveVisitor& visit) {
+    visit(a.sock, 7, "/a", Direction::kInbound);
+    visit(probe(Direction::kInbound, 80, 3).sock, 7, "/a", Direction::kInbound);  // never tracked
   });
   EXPECT_EQ(removed, 1u);
   EXPECT_TRUE(agg.socket(a.sock).has_value());
@@ -450,9 +450,9 @@ TEST(AggregatorSweepTest, KeepsSocketsSeenSinceTheScanBegan) {
   Event e = probe(Direction::kInbound, 80, 1);
   e.ts_ns = 300;  // its first event came after the scan started: the scan may have missed it
   agg.add(e, "/a");
-  EXPECT_EQ(agg.sweep(200, [](const Aggregator::KeyVisitor&) {}), 0u);
+  EXPECT_EQ(agg.sweep(200, [](const Aggregator::LiveVisitor&) {}), 0u);
   EXPECT_TRUE(agg.socket(e.sock).has_value());
-  EXPECT_EQ(agg.sweep(400, [](const Aggregator::KeyVisitor&) {}), 1u);
+  EXPECT_EQ(agg.sweep(400, [](const Aggregator::LiveVisitor&) {}), 1u);
   EXPECT_EQ(agg.snapshot().sockets, 0u);
 }
 
@@ -460,8 +460,187 @@ TEST(AggregatorSweepTest, EachSweepNeedsItsOwnSighting) {
   Aggregator agg(100, 100);
   Event e = probe(Direction::kInbound, 80, 1);
   agg.add(e, "/a");
-  EXPECT_EQ(agg.sweep(10, [&](const Aggregator::KeyVisitor& visit) { visit(e.sock); }), 0u);
-  EXPECT_EQ(agg.sweep(10, [](const Aggregator::KeyVisitor&) {}), 1u);
+  EXPECT_EQ(agg.sweep(10, [&](const Aggregator::LiveVisitor& visit) {
+              visit(e.sock, 7, "/a", Direction::kInbound);
+            }),
+            0u);
+  EXPECT_EQ(agg.sweep(10, [](const Aggregator::LiveVisitor&) {}), 1u);
+}
+
+// `tcpka run`'s probe events come without attribution (cgroup id 0,
+// direction unknown: keepalive.bpf.c, tka_probe_attribution).
+Event bare_probe(uint16_t sport, uint16_t dport, uint64_t ts_ns = 0) {
+  Event e = probe(Direction::kUnknown, sport, dport);
+  e.cgroup_id = 0;
+  e.ts_ns = ts_ns;
+  return e;
+}
+
+Event with_attribution(Event e, uint64_t cgroup_id, Direction d) {
+  e.cgroup_id = cgroup_id;
+  e.direction = d;
+  return e;
+}
+
+TEST(AggregatorAttributionTest, KnownSocketLendsItsAttributionToBareProbes) {
+  Aggregator agg(100, 100);
+  Resolver r{{{7, "/a"}}};
+  auto fn = r.fn();
+  agg.add(with_attribution(bare_probe(80, 1), 7, Direction::kInbound), fn);
+  for (int i = 0; i < 3; ++i) agg.add(bare_probe(80, 1), fn);
+  EXPECT_EQ(r.calls, 1);
+  EXPECT_EQ(agg.snapshot().series.at(key(Direction::kInbound, "80", "/a")).probes, 4u);
+  EXPECT_EQ(agg.snapshot().series.size(), 1u);
+  EXPECT_EQ(agg.held().probes, 0u);
+}
+
+TEST(AggregatorAttributionTest, BareProbesOfANewSocketWaitForTheScan) {
+  Aggregator agg(100, 100);
+  Resolver r;
+  auto fn = r.fn();
+  for (int i = 0; i < 3; ++i) agg.add(bare_probe(50000, 443, 300), fn);
+  // On the socket at once (/sockets shows them), in no series yet.
+  EXPECT_TRUE(agg.snapshot().series.empty());
+  EXPECT_EQ(agg.socket(bare_probe(50000, 443).sock)->probes, 3u);
+  EXPECT_EQ(agg.held().probes, 3u);
+  EXPECT_EQ(agg.held().sockets, 1u);
+  // The scan names it: the scan's cgroup path, no lookup of our own.
+  EXPECT_EQ(agg.sweep(200,
+                      [&](const Aggregator::LiveVisitor& visit) {
+                        visit(bare_probe(50000, 443).sock, 9, "/web", Direction::kOutbound);
+                      }),
+            0u);
+  EXPECT_EQ(agg.snapshot().series.at(key(Direction::kOutbound, "443", "/web")).probes, 3u);
+  EXPECT_EQ(agg.held().probes, 0u);
+  EXPECT_EQ(agg.held().sockets, 0u);
+  // From now on counted at once, in the same series.
+  agg.add(bare_probe(50000, 443, 400), fn);
+  EXPECT_EQ(agg.snapshot().series.at(key(Direction::kOutbound, "443", "/web")).probes, 4u);
+  EXPECT_EQ(agg.socket(bare_probe(50000, 443).sock)->cgroup, "/web");
+  EXPECT_EQ(r.calls, 0);
+}
+
+TEST(AggregatorAttributionTest, AKillCarriesHeldProbesIntoItsSeries) {
+  Aggregator agg(100, 100);
+  Resolver r{{{7, "/db"}}};
+  auto fn = r.fn();
+  agg.add(bare_probe(5432, 40000), fn);
+  agg.add(bare_probe(5432, 40000), fn);
+  Event kill = with_attribution(bare_probe(5432, 40000), 7, Direction::kInbound);
+  kill.kind = EventKind::kKill;
+  kill.outcome = Outcome::kTimeout;  // gone_follows 0: the socket is dropped with it
+  agg.add(kill, fn);
+  const auto& s = agg.snapshot().series.at(key(Direction::kInbound, "5432", "/db"));
+  EXPECT_EQ(s.probes, 2u);
+  EXPECT_EQ(s.kills_timeout, 1u);
+  EXPECT_EQ(agg.held().probes, 0u);
+  EXPECT_FALSE(agg.socket(kill.sock).has_value());
+}
+
+TEST(AggregatorAttributionTest, AGoneEventCarriesHeldProbesIntoItsSeries) {
+  Aggregator agg(100, 100);
+  Resolver r{{{7, "/db"}}};
+  auto fn = r.fn();
+  agg.add(bare_probe(5432, 40000), fn);
+  Event gone = with_attribution(bare_probe(5432, 40000), 7, Direction::kInbound);
+  gone.kind = EventKind::kGone;
+  agg.add(gone, fn);
+  EXPECT_EQ(agg.snapshot().series.at(key(Direction::kInbound, "5432", "/db")).probes, 1u);
+  EXPECT_EQ(agg.held().sockets, 0u);
+  EXPECT_EQ(agg.snapshot().sockets, 0u);
+}
+
+TEST(AggregatorAttributionTest, ASocketNoScanShowsCountsAsUnknownWhenForgotten) {
+  Aggregator agg(100, 100);
+  Resolver r;
+  auto fn = r.fn();
+  agg.add(bare_probe(80, 1, 100), fn);
+  agg.add(bare_probe(80, 1, 150), fn);
+  agg.add(bare_probe(80, 2, 300), fn);  // after the scan began: may have been missed
+  EXPECT_EQ(agg.sweep(200, [](const Aggregator::LiveVisitor&) {}), 1u);
+  // A socket without a file descriptor (the kernel's own): no scan lists it.
+  // Its port is the peer's (direction unknown).
+  EXPECT_EQ(agg.snapshot().series.at(key(Direction::kUnknown, "1", "unknown")).probes, 2u);
+  EXPECT_EQ(agg.held().probes, 1u);
+  EXPECT_EQ(agg.held().sockets, 1u);
+}
+
+TEST(AggregatorAttributionTest, NoRoomToWaitCountsAtOnceAsUnknown) {
+  Aggregator agg(100, 1);
+  Resolver r{{{7, "/a"}}};
+  auto fn = r.fn();
+  agg.add(with_attribution(bare_probe(80, 1), 7, Direction::kInbound), fn);
+  agg.add(bare_probe(80, 2), fn);  // the table is full
+  const auto snap = agg.snapshot();
+  EXPECT_EQ(snap.series.at(key(Direction::kUnknown, "2", "unknown")).probes, 1u);
+  EXPECT_EQ(snap.untracked_sockets, 1u);
+  EXPECT_EQ(agg.held().probes, 0u);
+}
+
+TEST(AggregatorAttributionTest, AnEarlierSocketAtTheSameAddressLendsNoLabels) {
+  Aggregator agg(100, 100);
+  Resolver r{{{7, "/old"}}};
+  auto fn = r.fn();
+  Event old = with_attribution(bare_probe(80, 1), 7, Direction::kInbound);
+  old.cookie = 1;
+  agg.add(old, fn);
+  // Its gone event was lost; a new socket has the same ports.
+  Event next = bare_probe(80, 1);
+  next.cookie = 2;
+  agg.add(next, fn);
+  EXPECT_EQ(agg.snapshot().series.at(key(Direction::kInbound, "80", "/old")).probes, 1u);
+  EXPECT_EQ(agg.held().probes, 1u);
+  EXPECT_EQ(agg.socket(next.sock)->probes, 1u);  // its own count, not the old one's
+  EXPECT_EQ(agg.socket(next.sock)->cookie, 2u);
+  // A probe without a cookie cannot tell: it is taken for the same socket.
+  Event unknown = bare_probe(80, 1);
+  unknown.cookie = 0;
+  agg.add(unknown, fn);
+  EXPECT_EQ(agg.held().probes, 2u);
+  EXPECT_EQ(agg.socket(next.sock)->probes, 2u);
+}
+
+TEST(AggregatorAttributionTest, ANearlyFullTableAsksForKernelAttributionUntilItHasRoom) {
+  Aggregator agg(100, 16);
+  std::vector<bool> calls;
+  agg.on_full([&](bool full) { calls.push_back(full); });
+  Resolver r{{{7, "/a"}}};
+  auto fn = r.fn();
+  auto add = [&](uint16_t peer, EventKind kind) {
+    Event e = with_attribution(bare_probe(80, peer), 7, Direction::kInbound);
+    e.kind = kind;
+    agg.add(e, fn);
+  };
+  for (uint16_t p = 1; p <= 14; ++p) add(p, EventKind::kProbe);
+  EXPECT_TRUE(calls.empty());
+  add(15, EventKind::kProbe);  // 15 of 16: a burst already in the ring still fits
+  EXPECT_EQ(calls, std::vector<bool>{true});
+  add(16, EventKind::kProbe);
+  add(14, EventKind::kGone);  // 15 and 14 left: not yet
+  add(15, EventKind::kGone);
+  EXPECT_EQ(calls, std::vector<bool>{true});
+  add(16, EventKind::kGone);  // 13: room again
+  EXPECT_EQ(calls, (std::vector<bool>{true, false}));
+  // A sweep that forgets sockets counts too.
+  for (uint16_t p = 20; p < 22; ++p) add(p, EventKind::kProbe);
+  EXPECT_EQ(calls, (std::vector<bool>{true, false, true}));
+  agg.sweep(~0ull, [](const Aggregator::LiveVisitor&) {});
+  EXPECT_EQ(calls, (std::vector<bool>{true, false, true, false}));
+}
+
+TEST(AggregatorAttributionTest, HeldProbesPastTheCapFoldIntoOtherEachCounted) {
+  Aggregator agg(1, 100);
+  Resolver r{{{7, "/a"}}};
+  auto fn = r.fn();
+  agg.add(with_attribution(bare_probe(80, 1), 7, Direction::kInbound), fn);
+  agg.add(bare_probe(81, 2), fn);
+  agg.add(bare_probe(81, 2), fn);
+  agg.sweep(0, [&](const Aggregator::LiveVisitor& visit) {
+    visit(bare_probe(81, 2).sock, 7, "/a", Direction::kInbound);
+  });
+  const auto snap = agg.snapshot();
+  EXPECT_EQ(snap.series.at(key(Direction::kInbound, "other", "/a")).probes, 2u);
+  EXPECT_EQ(snap.overflowed_events, 2u);
 }
 
 }  // namespace
