@@ -56,6 +56,14 @@ unsigned kernel_hz() {
   return static_cast<unsigned>(std::lround(1e9 / static_cast<double>(res.tv_nsec)));
 }
 
+bool in_initial_pid_namespace() {
+  // The initial pid namespace has a fixed inode number (PROC_PID_INIT_INO,
+  // include/linux/proc_ns.h); every other one gets a new one.
+  constexpr ino_t kInitialPidNs = 0xEFFFFFFC;
+  struct stat st {};
+  return stat("/proc/self/ns/pid", &st) == 0 && st.st_ino == kInitialPidNs;
+}
+
 void decode_into(const tka_sock_rec& r, unsigned hz, const std::string& cgroup, AuditRow& row) {
   // Assigned field by field: a reused row keeps its strings' capacity.
   row.key = make_socket_key(r.netns, r.family, r.saddr, r.daddr, r.sport, r.dport);

@@ -60,6 +60,11 @@ struct AuditFilter {
 // Kernel HZ, from the resolution of the coarse clocks (one tick).
 unsigned kernel_hz();
 
+// Whether this process is in the host's (initial) pid namespace. The scan
+// (iter/task_file) walks the tasks of the pid namespace that creates it: in
+// any other, it shows only that namespace's processes and their sockets.
+bool in_initial_pid_namespace();
+
 // Raw record to row; cgroup_path resolves the cgroup id.
 AuditRow decode_rec(const tka_sock_rec& rec, unsigned hz,
                     const std::function<std::string(uint64_t)>& cgroup_path);

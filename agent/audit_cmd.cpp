@@ -21,6 +21,11 @@ int run_audit(const AuditFilter& filter, bool json, const std::string& k8s_log_r
       !pin.empty() && ::access(pin.c_str(), F_OK) == 0) {
     opts.state_pin = pin;
   }
+  if (!in_initial_pid_namespace()) {
+    std::fprintf(stderr,
+                 "tcpka: not in the host's pid namespace: only this namespace's processes "
+                 "are shown\n");
+  }
   auto audit = AuditBpf::load(opts);
   if (!audit) {
     std::fprintf(stderr, "tcpka: %s\n", audit.error().c_str());
