@@ -33,32 +33,35 @@ void Aggregator::add(const Event& e, const std::string& cgroup) {
 
 void Aggregator::add(const Event& e, const CgroupOf& cgroup_of) { add(e, cgroup_of, true); }
 
-void Aggregator::on_full(std::function<void(bool)> fn) {
+void Aggregator::on_kernel_labels(std::function<void(bool)> fn) {
   std::lock_guard lock(mu_);
-  on_full_ = std::move(fn);
-  full_ = false;
-  note_size();
+  on_kernel_labels_ = std::move(fn);
+  kernel_labels_ = false;
+  update_kernel_labels();
 }
 
-void Aggregator::note_size() {
-  if (!on_full_) return;
+void Aggregator::update_kernel_labels() {
+  if (!on_kernel_labels_) return;
   // Before it is full: a burst of new sockets' probes already in the ring
-  // still finds room to wait while the kernel starts attributing. Room again
+  // still finds room to wait while the kernel starts labelling. Room again
   // a little lower, so that a table at the mark does not flip it per event.
   const size_t n = sockets_.size();
   if (!full_ && n >= max_sockets_ - max_sockets_ / 16) {
     full_ = true;
-    on_full_(true);
   } else if (full_ && n < max_sockets_ - max_sockets_ / 8) {
     full_ = false;
-    on_full_(false);
+  }
+  const bool want = full_ || held_.unseen > 0;
+  if (want != kernel_labels_) {
+    kernel_labels_ = want;
+    on_kernel_labels_(want);
   }
 }
 
 void Aggregator::add(const Event& e, const CgroupOf& cgroup_of, bool cached) {
   std::lock_guard lock(mu_);
   add_locked(e, cgroup_of, cached);
-  note_size();
+  update_kernel_labels();
 }
 
 void Aggregator::add_locked(const Event& e, const CgroupOf& cgroup_of, bool cached) {
@@ -71,6 +74,8 @@ void Aggregator::add_locked(const Event& e, const CgroupOf& cgroup_of, bool cach
     entry->value = Tracked{};
   }
   Tracked* sock = entry ? &entry->value : nullptr;
+  // No lookup for id 0 (no labels): a miss would rescan the cgroup tree.
+  auto path_of = [&](uint64_t id) { return id || !cached ? cgroup_of(id) : std::string(); };
   // The event's attribution, else the socket's: the labels of a socket's
   // series (direction, service port, cgroup) do not change while it lives.
   uint64_t cgroup_id = e.cgroup_id;
@@ -81,7 +86,7 @@ void Aggregator::add_locked(const Event& e, const CgroupOf& cgroup_of, bool cach
   }
   if (e.kind == EventKind::kGone) {
     // The gone event is attributed: held probes go where it says.
-    if (sock && sock->held) attribute(e.sock, entry, cgroup_id, direction, cgroup_of(cgroup_id));
+    if (sock && sock->held) attribute(e.sock, entry, cgroup_id, direction, path_of(cgroup_id));
     if (entry) sockets_.erase(entry);
     return;
   }
@@ -117,7 +122,7 @@ void Aggregator::add_locked(const Event& e, const CgroupOf& cgroup_of, bool cach
       ++untracked_;
     }
   }
-  auto [counts, folded] = attribute(e.sock, entry, cgroup_id, direction, cgroup_of(cgroup_id));
+  auto [counts, folded] = attribute(e.sock, entry, cgroup_id, direction, path_of(cgroup_id));
   if (folded) ++overflowed_;
   count(e, *counts, entry);
 }
@@ -142,6 +147,7 @@ std::pair<SeriesCounts*, bool> Aggregator::attribute(const SocketKey& key, Entry
       if (folded) overflowed_ += t.held;
       held_.probes -= t.held;
       --held_.sockets;
+      if (t.unseen) --held_.unseen;
       t.held = 0;
     }
   }
@@ -211,7 +217,7 @@ size_t Aggregator::remove_cgroups(const std::function<bool(const std::string&)>&
     }
   }
   sockets_.erase_if([&](const auto& e) { return is_dead(e.value.stats.cgroup); });
-  note_size();
+  update_kernel_labels();
   // Removed series took their nodes with them: no cached pointer may remain.
   if (removed) forget_series();
   return removed;
@@ -228,18 +234,23 @@ size_t Aggregator::sweep(uint64_t scan_start_ns,
     if (!e) return;
     e->value.swept = gen;
     if (e->value.held) attribute(key, e, cgroup_id, direction, cgroup);
+    e->value.unseen = false;  // a scan can show it after all
   });
   // An event after the scan began may be of a socket the scan missed.
-  auto gone = [&](const Entry& e) {
+  auto unshown = [&](const Entry& e) {
     return e.value.swept != gen && e.value.stats.last_ts_ns < scan_start_ns;
   };
   if (held_.sockets) {
     for (Entry& e : sockets_) {
-      if (e.value.held && gone(e)) attribute(e.key, &e, 0, Direction::kUnknown, "");
+      if (e.value.held && !e.value.unseen && unshown(e)) {
+        e.value.unseen = true;
+        ++held_.unseen;
+      }
     }
   }
-  const size_t forgotten = sockets_.erase_if(gone);
-  note_size();
+  const size_t forgotten =
+      sockets_.erase_if([&](const Entry& e) { return !e.value.unseen && unshown(e); });
+  update_kernel_labels();
   return forgotten;
 }
 

@@ -55,11 +55,12 @@ class Aggregator {
   // A new cap (SIGHUP): label sets past it stay, new ones fold into "other".
   void set_max_series(uint32_t max_series);
 
-  // Called, under the aggregator's lock (keep it short), when the per-socket
-  // table is nearly full (true: 15/16 of max_sockets) and when it has room
-  // again (false: under 7/8). Without room a probe cannot wait for its
-  // attribution (add): the agent has the kernel attribute probes meanwhile.
-  void on_full(std::function<void(bool)> fn);
+  // Called, under the aggregator's lock (keep it short), with true when
+  // probes need the kernel's labels and with false when they no longer do:
+  // while the per-socket table is nearly full (from 15/16 of max_sockets
+  // until it is under 7/8), as a probe that finds no room cannot wait for
+  // its labels (add); and while a socket no scan can show waits (sweep).
+  void on_kernel_labels(std::function<void(bool)> fn);
 
   // cgroup: the resolved path, "" when unresolvable; always applied, and
   // the event's direction with it.
@@ -74,7 +75,8 @@ class Aggregator {
   // socket's from the table. A probe of a socket the table cannot attribute
   // yet counts on the socket at once and waits for its series: the next
   // audit scan (sweep) or the socket's next attributed event (a kill,
-  // recovered or gone event) names it.
+  // recovered or gone event, or a probe while the kernel labels them) names
+  // it.
   using CgroupOf = std::function<std::string(uint64_t)>;
   void add(const Event& e, const CgroupOf& cgroup_of);
 
@@ -92,10 +94,12 @@ class Aggregator {
 
   std::optional<SocketStats> socket(const SocketKey& key) const;
   // Probes waiting for their socket's attribution (see add), and on how
-  // many sockets.
+  // many sockets; of those, how many no scan could show (see sweep): they
+  // wait for the kernel's labels, not for a scan.
   struct Held {
     uint64_t probes = 0;
     size_t sockets = 0;
+    size_t unseen = 0;
   };
   Held held() const;
 
@@ -109,10 +113,13 @@ class Aggregator {
   // the scan shows are gone: each socket last seen (event ts_ns,
   // CLOCK_MONOTONIC) before scan_start_ns that for_each_live does not visit.
   // Their gone event was lost (ring full) or never sent (keepalive was off
-  // when they ended). A forgotten socket's held probes count under cgroup
-  // "unknown" and direction "unknown": no scan shows a socket without a file
-  // descriptor (one the kernel holds for itself). Returns how many sockets
-  // were forgotten.
+  // when they ended). Returns how many sockets were forgotten.
+  //
+  // Except a socket with held probes that the scan does not show: it has no
+  // file descriptor a scan could find (the kernel's own, a child still in a
+  // listener's accept queue). It is kept, marked unseen, its probes wait for
+  // the kernel's labels (on_kernel_labels), and no sweep forgets it after:
+  // only its gone event does.
   size_t sweep(uint64_t scan_start_ns, const std::function<void(const LiveVisitor&)>& for_each_live);
 
  private:
@@ -125,11 +132,14 @@ class Aggregator {
     bool folded = false;             // series is port="other": count each event folded
     uint64_t swept = 0;              // the last sweep that saw it
     uint64_t held = 0;               // probes in stats but in no series yet: see add
+    bool unseen = false;             // no scan can show it: see sweep
   };
   using Entry = SocketTable<Tracked>::Entry;
   void add(const Event& e, const CgroupOf& cgroup_of, bool cached);
   void add_locked(const Event& e, const CgroupOf& cgroup_of, bool cached);
-  void note_size();  // calls on_full_ when the table filled up or has room again
+  // Calls on_kernel_labels_ when the table filled up or has room again, or
+  // when the first unseen socket began or the last one ended waiting.
+  void update_kernel_labels();
   // The series of a socket with this attribution, and whether it is the
   // port="other" one. sock, when given, is attributed with it, and its held
   // probes are counted there.
@@ -146,8 +156,9 @@ class Aggregator {
   uint64_t overflowed_ = 0;
   uint64_t untracked_ = 0;
   Held held_;
-  std::function<void(bool)> on_full_;
+  std::function<void(bool)> on_kernel_labels_;
   bool full_ = false;
+  bool kernel_labels_ = false;  // as last passed to on_kernel_labels_
   uint64_t sweeps_ = 0;
 };
 

@@ -25,7 +25,7 @@ struct LoadOptions {
   uint32_t ringbuf_bytes = 1u << 20;
   uint32_t max_sockets = 65536;
   // Probe events with the socket's cgroup and direction (keepalive.bpf.c,
-  // tka_probe_attribution); without, cgroup_id 0 and direction unknown, and
+  // tka_hot.probe_attribution); without, cgroup_id 0 and direction unknown, and
   // the reader attributes them (Aggregator::add). See also
   // KeepaliveBpf::set_probe_attribution.
   bool probe_attribution = true;

@@ -68,8 +68,16 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   // Probe events without their socket's cgroup and direction: reading
   // those was ~36 ns of every keepalive expiry in the kernel. The aggregator
   // takes them from the socket's earlier events, else from the audit scan,
-  // and has the kernel read them again while its table is nearly full.
-  auto attached = attach_plan(cfg, std::move(plan.value()), false);
+  // and has the kernel read them again while it must (on_kernel_labels).
+  // The scan walks the tasks of our pid namespace only: in any other, it
+  // would not show most sockets, and the kernel labels every probe.
+  const bool host_pids = in_initial_pid_namespace();
+  if (!host_pids) {
+    std::fprintf(stderr,
+                 "tcpka: not in the host's pid namespace: the audit sees only this namespace's "
+                 "processes (on Kubernetes, run the DaemonSet with hostPID: true)\n");
+  }
+  auto attached = attach_plan(cfg, std::move(plan.value()), !host_pids);
   if (!attached) {
     std::fprintf(stderr, "tcpka: %s\n", attached.error().c_str());
     return kExitCannotRun;
@@ -90,7 +98,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   };
 
   Aggregator agg(cfg.max_series, cfg.max_sockets);
-  agg.on_full([&bpf](bool full) { bpf.set_probe_attribution(full); });
+  if (host_pids) agg.on_kernel_labels([&bpf](bool on) { bpf.set_probe_attribution(on); });
   AgentCounters counters;
 
   // The audit: state tracking from now on, and a first scan before serving.
@@ -276,10 +284,12 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
                cfg.listen.c_str(), std::string(backend_name(attached->plan.backend)).c_str());
 
   // The periodic scan sleeps until it is due, or until stop or a SIGHUP
-  // with a new interval wakes it (no polling timer: see the readers above).
-  // Probes of a socket no scan has shown yet wait for one (Aggregator::add):
-  // while some wait, a scan comes within kAttributeWithin of the last one
-  // whatever --audit-interval says, which is looked at once a second.
+  // with a new interval wakes it. Probes of a socket no scan has shown yet
+  // wait for one (Aggregator::add): while some wait, a scan comes within
+  // kAttributeWithin of the last one whatever --audit-interval says. With an
+  // interval longer than that, it wakes once a second to look (the main
+  // thread does anyway); with the default it has no timer of its own (see
+  // the readers above).
   constexpr auto kAttributeWithin = std::chrono::seconds(5);
   std::mutex scanner_mu;
   std::condition_variable scanner_cv;
@@ -300,7 +310,11 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
         continue;
       }
       const auto now = std::chrono::steady_clock::now();
-      if (now < next && !(early && now >= last + kAttributeWithin && agg.held().sockets)) continue;
+      auto awaiting_scan = [&] {
+        const Aggregator::Held h = agg.held();
+        return h.sockets > h.unseen;  // the unseen wait for the kernel's labels
+      };
+      if (now < next && !(early && now >= last + kAttributeWithin && awaiting_scan())) continue;
       lock.unlock();
       timespec t0{};
       clock_gettime(CLOCK_MONOTONIC, &t0);  // the clock of bpf_ktime_get_ns()

@@ -168,6 +168,76 @@ TEST_P(KeepaliveTest, NewSocketsProbesAreLabelledWithinSecondsWhateverTheAuditIn
   EXPECT_EQ(out + in, static_cast<double>(witness_->probes()));
 }
 
+// A socket no audit scan can show: a child still in its listener's accept
+// queue has no file descriptor, yet it probes with the keepalive settings
+// the listener had. `tcpka run` has the kernel label its probes once a scan
+// has missed it (README, "How a probe gets its labels"): all of them reach
+// its series, none counts under "unknown".
+TEST_P(KeepaliveTest, ProbesOfASocketNoScanCanShowAreLabelledByTheKernel) {
+  Listener l = listen_on(AF_INET);
+  set_keepalive(l.fd, 1, 1, 9);  // its children inherit it
+  const int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(client, 0);
+  sockaddr_in sa{};
+  socklen_t len = sizeof(sa);
+  ASSERT_EQ(getsockname(l.fd, reinterpret_cast<sockaddr*>(&sa), &len), 0);
+  ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&sa), len), 0);  // never accepted
+  len = sizeof(sa);
+  ASSERT_EQ(getsockname(client, reinterpret_cast<sockaddr*>(&sa), &len), 0);
+  const std::string peer_port = std::to_string(ntohs(sa.sin_port));
+  const Labels inbound = {{"direction", "inbound"}, {"port", std::to_string(l.port)}};
+  // A scan (every 5 s) misses it; its next probe comes labelled.
+  EXPECT_TRUE(eventually([&] { return value(kProbes, inbound) >= 3; }, kProbeCounted))
+      << agent_->metrics();
+  // Closing the listener ends the child (its gone event is labelled too).
+  close(l.fd);
+  l.fd = -1;
+  close(client);
+  expect_probes_match_kernel();
+  EXPECT_EQ(value(kProbes, inbound), static_cast<double>(witness_->probes()));
+  // Unlabelled, the probe of an inbound socket would show under its peer's port.
+  EXPECT_FALSE(has_series(agent_->metrics(), kProbes, {{"cgroup", "unknown"},
+                                                        {"direction", "unknown"},
+                                                        {"port", peer_port}}));
+}
+
+// In a pid namespace of its own (a pod without hostPID) the audit sees only
+// that namespace's processes, so it could label no probe: `tcpka run` says
+// so at start and has the kernel label every probe.
+TEST_P(KeepaliveTest, InAPidNamespaceOfItsOwnTheKernelLabelsEveryProbe) {
+  EXPECT_EQ(agent_->stop(), 0);
+  agent_.reset();
+  constexpr uint16_t kPort = 9976;
+  cgroup_->leave();
+  // --kill-child: SIGTERM to unshare (Background's end) reaches the agent.
+  Background agent({"/usr/bin/unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGTERM",
+                    agent_binary(), "run", "--backend", GetParam(), "--listen",
+                    "127.0.0.1:" + std::to_string(kPort)});
+  cgroup_->enter();
+  ASSERT_TRUE(eventually(
+      [&] {
+        int status = 0;
+        http_get(kPort, "/healthz", &status);
+        return status == 200;
+      },
+      seconds(15)))
+      << agent.log();
+  EXPECT_NE(agent.log().find("not in the host's pid namespace"), std::string::npos)
+      << agent.log();
+  Listener l = listen_on(AF_INET);
+  Conn c = connect_pair(l);
+  set_keepalive(c.client, 1, 1, 3);
+  std::this_thread::sleep_for(milliseconds(3500));
+  set_keepalive_off(c.client);
+  // Labelled at once: no scan waited for (none would have shown the socket).
+  const Labels labels = in_cgroup({{"direction", "outbound"}, {"port", std::to_string(l.port)}});
+  auto counted = [&] { return metric(http_get(kPort, "/metrics"), kProbes, labels); };
+  EXPECT_TRUE(eventually([&] { return counted() == static_cast<double>(witness_->probes()); },
+                         seconds(3)))
+      << http_get(kPort, "/metrics");
+  EXPECT_GE(counted(), 2);
+}
+
 TEST_P(KeepaliveTest, PeerDeadKilledByTimeout) {
   Listener l = listen_on(AF_INET);
   Conn c = connect_pair(l);

@@ -468,7 +468,7 @@ TEST(AggregatorSweepTest, EachSweepNeedsItsOwnSighting) {
 }
 
 // `tcpka run`'s probe events come without attribution (cgroup id 0,
-// direction unknown: keepalive.bpf.c, tka_probe_attribution).
+// direction unknown: keepalive.bpf.c, tka_hot.probe_attribution).
 Event bare_probe(uint16_t sport, uint16_t dport, uint64_t ts_ns = 0) {
   Event e = probe(Direction::kUnknown, sport, dport);
   e.cgroup_id = 0;
@@ -550,19 +550,90 @@ TEST(AggregatorAttributionTest, AGoneEventCarriesHeldProbesIntoItsSeries) {
   EXPECT_EQ(agg.snapshot().sockets, 0u);
 }
 
-TEST(AggregatorAttributionTest, ASocketNoScanShowsCountsAsUnknownWhenForgotten) {
+TEST(AggregatorAttributionTest, ASocketNoScanShowsWaitsForTheKernelsLabels) {
   Aggregator agg(100, 100);
-  Resolver r;
+  std::vector<bool> calls;
+  agg.on_kernel_labels([&](bool on) { calls.push_back(on); });
+  Resolver r{{{7, "/a"}}};
   auto fn = r.fn();
   agg.add(bare_probe(80, 1, 100), fn);
   agg.add(bare_probe(80, 1, 150), fn);
   agg.add(bare_probe(80, 2, 300), fn);  // after the scan began: may have been missed
-  EXPECT_EQ(agg.sweep(200, [](const Aggregator::LiveVisitor&) {}), 1u);
-  // A socket without a file descriptor (the kernel's own): no scan lists it.
-  // Its port is the peer's (direction unknown).
-  EXPECT_EQ(agg.snapshot().series.at(key(Direction::kUnknown, "1", "unknown")).probes, 2u);
+  // A socket without a file descriptor (the kernel's own, a child in an
+  // accept queue): the scan cannot show it. Kept, and the kernel asked for
+  // labels; the other one waits for the next scan.
+  EXPECT_EQ(agg.sweep(200, [](const Aggregator::LiveVisitor&) {}), 0u);
+  EXPECT_EQ(calls, std::vector<bool>{true});
+  EXPECT_EQ(agg.held().unseen, 1u);
+  EXPECT_EQ(agg.held().sockets, 2u);
+  EXPECT_TRUE(agg.snapshot().series.empty());
+  // Its next probe comes labelled: all three in its series.
+  agg.add(with_attribution(bare_probe(80, 1, 1100), 7, Direction::kInbound), fn);
+  EXPECT_EQ(agg.snapshot().series.at(key(Direction::kInbound, "80", "/a")).probes, 3u);
+  EXPECT_EQ(agg.held().unseen, 0u);
+  EXPECT_EQ(calls, (std::vector<bool>{true, false}));
+  // From now on it needs no scan, and no sweep forgets it: its gone event does.
+  agg.add(bare_probe(80, 1, 2100), fn);
+  EXPECT_EQ(agg.snapshot().series.at(key(Direction::kInbound, "80", "/a")).probes, 4u);
+  EXPECT_EQ(agg.sweep(5000, [](const Aggregator::LiveVisitor&) {}), 0u);
+  EXPECT_TRUE(agg.socket(bare_probe(80, 1).sock).has_value());
+  EXPECT_EQ(calls, (std::vector<bool>{true, false, true}));  // the other one is unseen now
+  Event gone = with_attribution(bare_probe(80, 1, 5100), 7, Direction::kInbound);
+  gone.kind = EventKind::kGone;
+  agg.add(gone, fn);
+  EXPECT_FALSE(agg.socket(gone.sock).has_value());
+  EXPECT_EQ(r.calls, 1);
+}
+
+TEST(AggregatorAttributionTest, AnUnseenSocketAScanShowsLaterIsLabelledAndSweptAgain) {
+  Aggregator agg(100, 100);
+  std::vector<bool> calls;
+  agg.on_kernel_labels([&](bool on) { calls.push_back(on); });
+  Resolver r;
+  auto fn = r.fn();
+  const SocketKey sock = bare_probe(80, 1).sock;
+  agg.add(bare_probe(80, 1, 100), fn);
+  agg.sweep(200, [](const Aggregator::LiveVisitor&) {});
+  EXPECT_EQ(agg.held().unseen, 1u);
+  // Accepted since: now it has a file descriptor.
+  agg.sweep(300, [&](const Aggregator::LiveVisitor& visit) {
+    visit(sock, 9, "/web", Direction::kInbound);
+  });
+  EXPECT_EQ(agg.snapshot().series.at(key(Direction::kInbound, "80", "/web")).probes, 1u);
+  EXPECT_EQ(agg.held().unseen, 0u);
+  EXPECT_EQ(calls, (std::vector<bool>{true, false}));
+  EXPECT_EQ(agg.sweep(400, [](const Aggregator::LiveVisitor&) {}), 1u);  // closed, gone event lost
+}
+
+TEST(AggregatorAttributionTest, ACookieMismatchLetsGoOfHeldProbes) {
+  Aggregator agg(100, 100);
+  Resolver r;
+  auto fn = r.fn();
+  Event first = bare_probe(80, 1, 100);
+  first.cookie = 1;
+  agg.add(first, fn);
+  agg.sweep(200, [](const Aggregator::LiveVisitor&) {});  // unseen
+  Event next = bare_probe(80, 1, 300);
+  next.cookie = 2;
+  agg.add(next, fn);
+  // The earlier socket's probe, never labelled, counts under "unknown"; the
+  // new socket's waits for its own labels.
+  EXPECT_EQ(agg.snapshot().series.at(key(Direction::kUnknown, "1", "unknown")).probes, 1u);
   EXPECT_EQ(agg.held().probes, 1u);
   EXPECT_EQ(agg.held().sockets, 1u);
+  EXPECT_EQ(agg.held().unseen, 0u);
+}
+
+TEST(AggregatorAttributionTest, RemovingCgroupsKeepsSocketsThatWait) {
+  Aggregator agg(100, 100);
+  Resolver r{{{7, "/gone"}}};
+  auto fn = r.fn();
+  agg.add(with_attribution(bare_probe(80, 1), 7, Direction::kInbound), fn);
+  agg.add(bare_probe(80, 2), fn);
+  EXPECT_EQ(agg.remove_cgroups([](const std::string& cg) { return cg == "/gone"; }), 1u);
+  EXPECT_EQ(agg.held().probes, 1u);
+  EXPECT_TRUE(agg.socket(bare_probe(80, 2).sock).has_value());
+  EXPECT_FALSE(agg.socket(bare_probe(80, 1).sock).has_value());
 }
 
 TEST(AggregatorAttributionTest, NoRoomToWaitCountsAtOnceAsUnknown) {
@@ -603,7 +674,7 @@ TEST(AggregatorAttributionTest, AnEarlierSocketAtTheSameAddressLendsNoLabels) {
 TEST(AggregatorAttributionTest, ANearlyFullTableAsksForKernelAttributionUntilItHasRoom) {
   Aggregator agg(100, 16);
   std::vector<bool> calls;
-  agg.on_full([&](bool full) { calls.push_back(full); });
+  agg.on_kernel_labels([&](bool on) { calls.push_back(on); });
   Resolver r{{{7, "/a"}}};
   auto fn = r.fn();
   auto add = [&](uint16_t peer, EventKind kind) {
