@@ -110,7 +110,8 @@ class Aggregator {
                                          const std::string& cgroup, Direction)>;
   // Applies an audit scan: gives the sockets that wait for attribution the
   // scan's (their held probes join their series), and forgets the sockets
-  // the scan shows are gone: each socket last seen (event ts_ns,
+  // the scan shows are gone: each socket last seen (event ts_ns: the
+  // kernel's time, or when the agent read a probe without one;
   // CLOCK_MONOTONIC) before scan_start_ns that for_each_live does not visit.
   // Their gone event was lost (ring full) or never sent (keepalive was off
   // when they ended). Returns how many sockets were forgotten.

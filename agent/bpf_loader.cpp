@@ -68,6 +68,7 @@ Result<std::unique_ptr<KeepaliveBpf>> KeepaliveBpf::load(const LoadOptions& opts
   bpf_map__set_max_entries(skel->maps.tka_events, opts.ringbuf_bytes);
   skel->rodata->tka_wake_bytes = opts.ringbuf_bytes / 4;  // saves a helper call per event
   skel->data_tka_hot->tka_hot.probe_attribution = opts.probe_attribution ? 1 : 0;
+  skel->data_tka_hot->tka_hot.probe_time = opts.probe_time ? 1 : 0;
   bpf_map__set_max_entries(skel->maps.tka_probed, opts.max_sockets);
 
   bpf_program* prog;

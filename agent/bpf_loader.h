@@ -29,6 +29,9 @@ struct LoadOptions {
   // the reader attributes them (Aggregator::add). See also
   // KeepaliveBpf::set_probe_attribution.
   bool probe_attribution = true;
+  // Probe events with the time (ts_ns); without, 0, and the reader stamps
+  // them on reading (keepalive.bpf.c, tka_hot.probe_time).
+  bool probe_time = true;
 };
 
 struct ProgramState {

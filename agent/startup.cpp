@@ -79,8 +79,9 @@ Result<Plan> plan_start(const RunConfig& cfg, const Features& features, int* sta
   return plan;
 }
 
-Result<Attached> attach_plan(const RunConfig& cfg, Plan plan, bool probe_attribution) {
-  LoadOptions opts{plan, cfg.ringbuf_bytes, cfg.max_sockets, probe_attribution};
+Result<Attached> attach_plan(const RunConfig& cfg, Plan plan, bool probe_attribution,
+                             bool probe_time) {
+  LoadOptions opts{plan, cfg.ringbuf_bytes, cfg.max_sockets, probe_attribution, probe_time};
   auto bpf = KeepaliveBpf::load(opts);
   if (!bpf) return Error{bpf.error()};
   if (auto a = bpf.value()->attach(); !a) return Error{a.error()};

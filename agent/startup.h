@@ -48,9 +48,10 @@ struct Attached {
 // kExitStrict).
 Result<Plan> plan_start(const RunConfig& cfg, const Features& features, int* status,
                         const std::function<bool(int)>& has = has_capability);
-// Loads and attaches the programs of plan. probe_attribution: see
-// LoadOptions (`tcpka run` attributes probes itself).
-Result<Attached> attach_plan(const RunConfig& cfg, Plan plan, bool probe_attribution = true);
+// Loads and attaches the programs of plan. probe_attribution, probe_time:
+// see LoadOptions (`tcpka run` labels and stamps probes itself).
+Result<Attached> attach_plan(const RunConfig& cfg, Plan plan, bool probe_attribution = true,
+                             bool probe_time = true);
 // Both, for the commands that need no distinction (watch).
 Result<Attached> load_and_attach(const RunConfig& cfg, int* status);
 

@@ -57,9 +57,13 @@ __u64 tka_drops[TKA_DROP__COUNT];
  * socket's earlier events or its audit scan, and turns it on again while
  * its socket table is full. Kill, recovered and gone events always carry
  * them.
+ *
+ * probe_time: whether probe events carry the time (bpf_ktime_get_ns(), else
+ * 0). Set by the agent: `tcpka run` stamps probes itself, on reading them.
  */
 struct tka_hot tka_hot SEC(".data.tka_hot") __attribute__((aligned(64))) = {
 	.probe_attribution = 1,
+	.probe_time = 1,
 };
 
 /*
@@ -410,6 +414,11 @@ int BPF_PROG(tka_timer_exit, struct timer_list *timer)
 		direction = b->direction;
 	}
 	tka_fill_attr(e, sk, TKA_EV_PROBE, cgroup_id, direction);
+	/* Reading the clock was ~45 ns of this program (tests/bench/RESULTS.md):
+	 * the agent stamps the probe when it reads it; `tcpka watch` asks for
+	 * the kernel's time.
+	 */
+	e->ts_ns = tka_hot.probe_time ? bpf_ktime_get_ns() : 0;
 	bpf_ringbuf_submit(e, tka_wake_flags());
 	return 0;
 }

@@ -60,7 +60,7 @@ enum tka_drop_reason {
 
 /* One record of the ring buffer: 80 bytes, no implicit padding. */
 struct tka_event {
-	tka_u64 ts_ns;     /* bpf_ktime_get_ns() */
+	tka_u64 ts_ns;     /* bpf_ktime_get_ns(); 0 on probes unless tka_hot.probe_time */
 	tka_u64 cookie;    /* socket cookie, 0 when the kernel never assigned one */
 	tka_u64 cgroup_id; /* cgroup v2 id (inode number) owning the socket */
 	tka_u32 netns;     /* network namespace inode */
@@ -85,7 +85,7 @@ struct tka_event {
 struct tka_hot {
 	tka_u64 unanswered;        /* sockets in tka_probed */
 	tka_u32 probe_attribution; /* 1: probe events carry cgroup and direction */
-	tka_u32 pad;
+	tka_u32 probe_time;        /* 1: probe events carry ts_ns, else 0 */
 };
 
 /* Keepalive policy (sockops.bpf.c), one per cgroup; the agent updates it
