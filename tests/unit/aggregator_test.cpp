@@ -530,7 +530,7 @@ TEST(AggregatorAttributionTest, AKillCarriesHeldProbesIntoItsSeries) {
   kill.kind = EventKind::kKill;
   kill.outcome = Outcome::kTimeout;  // gone_follows 0: the socket is dropped with it
   agg.add(kill, fn);
-  const auto& s = agg.snapshot().series.at(key(Direction::kInbound, "5432", "/db"));
+  const SeriesCounts s = agg.snapshot().series.at(key(Direction::kInbound, "5432", "/db"));
   EXPECT_EQ(s.probes, 2u);
   EXPECT_EQ(s.kills_timeout, 1u);
   EXPECT_EQ(agg.held().probes, 0u);
