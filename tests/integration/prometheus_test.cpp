@@ -76,6 +76,11 @@ class PrometheusTest : public ::testing::Test {
 };
 
 TEST_F(PrometheusTest, ServerScrapesAgentRulesFireDashboardQueriesRun) {
+  // The test expects the kill exactly: keep the kernel from skipping the BPF
+  // programs for the keepalive callback that makes it (see CpusAwake; one
+  // fresh-clone CI run showed 2 probes and no kill). Before the cgroup: its
+  // spinners must not be in it.
+  CpusAwake awake;
   TestNetns netns;
   Agent agent({"--audit-interval", "1"});
   TestCgroup cgroup;
