@@ -4,6 +4,16 @@
 
 namespace tcpka {
 
+namespace {
+
+// What every event of a socket tells its entry, held or counted.
+void seen(const Event& e, SocketStats& sock) {
+  if (e.cookie) sock.cookie = e.cookie;
+  sock.last_ts_ns = e.ts_ns;
+}
+
+}  // namespace
+
 Aggregator::Aggregator(uint32_t max_series, size_t max_sockets)
     : max_series_(max_series), max_sockets_(max_sockets) {}
 
@@ -98,8 +108,7 @@ void Aggregator::add_locked(const Event& e, const CgroupOf& cgroup_of, bool cach
       sock = &entry->value;
     }
     if (sock) {
-      if (e.cookie) sock->stats.cookie = e.cookie;
-      sock->stats.last_ts_ns = e.ts_ns;
+      seen(e, sock->stats);
       ++sock->stats.probes;
       if (!sock->held++) ++held_.sockets;
       ++held_.probes;
@@ -156,10 +165,7 @@ std::pair<SeriesCounts*, bool> Aggregator::attribute(const SocketKey& key, Entry
 
 void Aggregator::count(const Event& e, SeriesCounts& counts, SocketTable<Tracked>::Entry* entry) {
   SocketStats* sock = entry ? &entry->value.stats : nullptr;
-  if (sock) {
-    if (e.cookie) sock->cookie = e.cookie;
-    sock->last_ts_ns = e.ts_ns;
-  }
+  if (sock) seen(e, *sock);
   switch (e.kind) {
     case EventKind::kProbe:
       ++counts.probes;
