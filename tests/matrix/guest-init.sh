@@ -1,0 +1,42 @@
+#!/bin/bash
+# guest-init.sh: PID 1 of a tests/matrix/boot.sh guest, on the host's root
+# (read-only 9p). Mounts what a node has, runs the job boot.sh wrote, saves its
+# exit status, powers off.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+mount -t tmpfs -o mode=755 tmpfs /run
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount -t tmpfs -o mode=1777 tmpfs /var/tmp
+# cgroup v2 alone, at /sys/fs/cgroup, as on most Kubernetes nodes (the host
+# here has the hybrid layout).
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+mount -t bpf bpf /sys/fs/bpf
+mkdir -p /run/tcpka-results
+mount -t 9p -o trans=virtio,version=9p2000.L results /run/tcpka-results
+out=/run/tcpka-results
+kver=$(uname -r)
+# The kernel's own modules (nf_tables, veth...): /lib/modules is the host's
+# and read-only, so the kernel's request_module() runs guest-modprobe.sh,
+# which points modprobe at the tree fetch-kernel.sh unpacked.
+echo "$(dirname "$0")/guest-modprobe.sh" >/proc/sys/kernel/modprobe
+ip link set lo up
+hostname "tcpka-$kver" 2>/dev/null
+# Debian kernels default to perf_event_paranoid 3 and kptr_restrict 0.
+{
+  echo "guest: $(uname -r) $(cat /proc/cmdline)"
+  bash "$out/job.sh"
+  echo $? >"$out/status.tmp"
+} >"$out/output" 2>&1 </dev/null
+sync
+mv "$out/status.tmp" "$out/status"
+sync
+umount /run/tcpka-results
+echo o >/proc/sysrq-trigger
+sleep 10
