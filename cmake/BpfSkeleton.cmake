@@ -1,49 +1,35 @@
 # Compiling BPF programs into libbpf skeletons.
 #
-# vmlinux.h is generated from the build host's /sys/kernel/btf/vmlinux unless
-# TCPKA_VMLINUX_H names a file. Every type we use is read through CO-RE, so the
-# header only has to *contain* the types; the object then runs on any kernel
-# with BTF. Generating it keeps the repository free of a 3 MB machine-made file;
-# pass -DTCPKA_VMLINUX_H=/path/to/vmlinux.h for a build that must not depend on
-# the build host's kernel (container builds, reproducible builds).
+# vmlinux.h is pinned: bpf/include/vmlinux/vmlinux.h, the BTF of one kernel
+# (its first line says which), checked in. The objects read every kernel type
+# through CO-RE, so they load on any kernel with BTF whatever header they were
+# built with; what the header decides is which types and fields the source may
+# name. Generated from the build host's kernel (as it once was), a build on an
+# older kernel would not compile, and a build on a newer one could compile a
+# field that older kernels lack without anyone noticing. Pinned, every build
+# is the same wherever it runs (a container build needs no kernel BTF), and
+# fields that some kernels lack are named only through local CO-RE flavours
+# behind existence checks (bpf/include/tka_compat.bpf.h). tests/matrix proves
+# the objects on each kernel of the matrix. bpf/include/vmlinux/update.sh
+# makes the header again.
 
 find_program(BPF_CLANG NAMES clang REQUIRED)
 find_program(BPFTOOL NAMES bpftool PATHS /usr/sbin /sbin REQUIRED)
-set(TCPKA_VMLINUX_H "" CACHE FILEPATH "vmlinux.h to use instead of generating one")
+set(_tcpka_vmlinux_dir ${CMAKE_SOURCE_DIR}/bpf/include/vmlinux)
 
-set(_tcpka_vmlinux_dir ${CMAKE_BINARY_DIR}/bpf-include)
-if(TCPKA_VMLINUX_H)
-  configure_file(${TCPKA_VMLINUX_H} ${_tcpka_vmlinux_dir}/vmlinux.h COPYONLY)
-else()
-  if(NOT EXISTS /sys/kernel/btf/vmlinux)
-    message(FATAL_ERROR "no /sys/kernel/btf/vmlinux: set TCPKA_VMLINUX_H to a vmlinux.h")
-  endif()
-  add_custom_command(
-    OUTPUT ${_tcpka_vmlinux_dir}/vmlinux.h
-    COMMAND ${CMAKE_COMMAND} -E make_directory ${_tcpka_vmlinux_dir}
-    COMMAND ${BPFTOOL} btf dump file /sys/kernel/btf/vmlinux format c > ${_tcpka_vmlinux_dir}/vmlinux.h.tmp
-    COMMAND ${CMAKE_COMMAND} -E rename ${_tcpka_vmlinux_dir}/vmlinux.h.tmp ${_tcpka_vmlinux_dir}/vmlinux.h
-    COMMENT "Generating vmlinux.h from the running kernel's BTF"
-    VERBATIM)
-endif()
-add_custom_target(tcpka_vmlinux_h DEPENDS ${_tcpka_vmlinux_dir}/vmlinux.h)
-
-# tcpka_bpf_skeleton(<name> <source.bpf.c>)
-# Builds <name>.skel.h into the target <name>_skel (an INTERFACE library that
-# puts the skeleton on the include path). Headers are tracked through clang's
-# depfile, so editing bpf/include/*.bpf.h or bpf/tcpka.h rebuilds the skeleton.
-function(tcpka_bpf_skeleton name source)
+# One object from one source: clang with -DTKA_RO=<ro>, then bpftool gen
+# object and gen skeleton into <name>.skel.h.
+function(_tcpka_bpf_object name src ro)
   set(out ${CMAKE_CURRENT_BINARY_DIR})
-  set(src ${CMAKE_CURRENT_SOURCE_DIR}/${source})
   add_custom_command(
     OUTPUT ${out}/${name}.tmp.o
-    COMMAND ${BPF_CLANG} -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86
+    COMMAND ${BPF_CLANG} -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -DTKA_RO=${ro}
             -Wall -Wextra -Wno-unused-parameter -Werror
             -I${_tcpka_vmlinux_dir} -I${CMAKE_CURRENT_SOURCE_DIR}
             -MD -MF ${out}/${name}.d -c ${src} -o ${out}/${name}.tmp.o
-    DEPENDS ${src} tcpka_vmlinux_h ${_tcpka_vmlinux_dir}/vmlinux.h
+    DEPENDS ${src} ${_tcpka_vmlinux_dir}/vmlinux.h
     DEPFILE ${out}/${name}.d
-    COMMENT "BPF ${source}"
+    COMMENT "BPF ${name} (TKA_RO=${ro})"
     VERBATIM)
   add_custom_command(
     OUTPUT ${out}/${name}.skel.h
@@ -53,7 +39,41 @@ function(tcpka_bpf_skeleton name source)
     DEPENDS ${out}/${name}.tmp.o
     COMMENT "Skeleton ${name}.skel.h"
     VERBATIM)
-  add_custom_target(${name}_skel_gen DEPENDS ${out}/${name}.skel.h)
+endfunction()
+
+# tcpka_bpf_skeleton(<name> <source.bpf.c> [TWINS])
+# Builds <name>.skel.h into the target <name>_skel (an INTERFACE library that
+# puts the skeleton on the include path). Headers are tracked through clang's
+# depfile, so editing bpf/include/*.bpf.h or bpf/tcpka.h rebuilds the skeleton.
+#
+# Without TWINS the object is built once, with bpf_probe_read_kernel reads
+# (TKA_RO=0): it loads on every kernel. With TWINS, <name>.skel.h is built with
+# plain loads through bpf_rdonly_cast (TKA_RO=1, Linux 6.2+) and
+# <name>_compat.skel.h with TKA_RO=0; the agent opens the one skeleton type
+# with either object's bytes (tka_compat.bpf.h says why), so a build step
+# fails unless the two skeletons match but for their bytes and names.
+function(tcpka_bpf_skeleton name source)
+  cmake_parse_arguments(ARG "TWINS" "" "" ${ARGN})
+  set(out ${CMAKE_CURRENT_BINARY_DIR})
+  set(src ${CMAKE_CURRENT_SOURCE_DIR}/${source})
+  set(outputs ${out}/${name}.skel.h)
+  if(ARG_TWINS)
+    _tcpka_bpf_object(${name} ${src} 1)
+    _tcpka_bpf_object(${name}_compat ${src} 0)
+    add_custom_command(
+      OUTPUT ${out}/${name}.twins.stamp
+      COMMAND ${CMAKE_COMMAND} -DA=${out}/${name}.skel.h -DB=${out}/${name}_compat.skel.h
+              -DNAME=${name} -DSTAMP=${out}/${name}.twins.stamp
+              -P ${CMAKE_SOURCE_DIR}/cmake/BpfTwinsCheck.cmake
+      DEPENDS ${out}/${name}.skel.h ${out}/${name}_compat.skel.h
+              ${CMAKE_SOURCE_DIR}/cmake/BpfTwinsCheck.cmake
+      COMMENT "Skeletons ${name} and ${name}_compat match"
+      VERBATIM)
+    list(APPEND outputs ${out}/${name}_compat.skel.h ${out}/${name}.twins.stamp)
+  else()
+    _tcpka_bpf_object(${name} ${src} 0)
+  endif()
+  add_custom_target(${name}_skel_gen DEPENDS ${outputs})
   add_library(${name}_skel INTERFACE)
   add_dependencies(${name}_skel ${name}_skel_gen)
   target_include_directories(${name}_skel INTERFACE ${out} ${CMAKE_CURRENT_SOURCE_DIR})
