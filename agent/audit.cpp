@@ -20,14 +20,12 @@
 #include <unordered_map>
 
 #include "audit.skel.h"
+#include "audit_compat.skel.h"
+#include "bpf_object.h"
 
 namespace tcpka {
 
 namespace {
-
-std::string errstr(int err) {
-  return strerror(err < 0 ? -err : err);
-}
 
 bool known_state(std::string_view s) {
   for (unsigned i = 1; i <= 13; ++i) {
@@ -69,6 +67,7 @@ void decode_into(const tka_sock_rec& r, unsigned hz, const std::string& cgroup, 
   row.key = make_socket_key(r.netns, r.family, r.saddr, r.daddr, r.sport, r.dport);
   row.state.assign(tcp_state_name(r.state));
   row.cookie = r.cookie;
+  row.sock = r.sk;
   row.cgroup_id = r.cgroup_id;
   row.cgroup.assign(cgroup);
   row.direction = r.direction <= TKA_DIR_OUTBOUND ? static_cast<Direction>(r.direction)
@@ -112,7 +111,7 @@ namespace {
 // array: the sorts compared fields of rows 400 bytes apart, and the cache
 // misses and string comparisons were most of an audit's user-space time.
 struct OrderKey {
-  uint64_t cookie;
+  uint64_t sock;
   uint32_t pid, fd, netns;
   uint16_t sport, dport;
   uint32_t state;  // rank of the state's name among the names present
@@ -151,10 +150,10 @@ template <typename TieLess>
 std::vector<uint32_t> dedupe_order(std::vector<OrderKey> keys, const StateRanks& states,
                                    bool display_order, TieLess tie_less) {
   std::sort(keys.begin(), keys.end(), [](const OrderKey& a, const OrderKey& b) {
-    return std::tie(a.cookie, a.pid, a.fd, a.idx) < std::tie(b.cookie, b.pid, b.fd, b.idx);
+    return std::tie(a.sock, a.pid, a.fd, a.idx) < std::tie(b.sock, b.pid, b.fd, b.idx);
   });
   keys.erase(std::unique(keys.begin(), keys.end(),
-                         [](const OrderKey& a, const OrderKey& b) { return a.cookie == b.cookie; }),
+                         [](const OrderKey& a, const OrderKey& b) { return a.sock == b.sock; }),
              keys.end());
   if (display_order) {
     states.rank(keys);
@@ -182,7 +181,7 @@ std::vector<uint32_t> scan_order(const std::vector<tka_sock_rec>& recs, bool dis
   for (uint32_t i = 0; i < recs.size(); ++i) {
     const tka_sock_rec& r = recs[i];
     keys[i] = {
-        r.cookie, r.pid, r.fd, r.netns, r.sport, r.dport, states.intern(tcp_state_name(r.state)),
+        r.sk, r.pid, r.fd, r.netns, r.sport, r.dport, states.intern(tcp_state_name(r.state)),
         i};
   }
   return dedupe_order(std::move(keys), states, display_order, [&](uint32_t x, uint32_t y) {
@@ -202,7 +201,7 @@ std::vector<AuditRow> dedupe(std::vector<AuditRow> rows, bool display_order) {
   StateRanks states;
   for (uint32_t i = 0; i < rows.size(); ++i) {
     const AuditRow& r = rows[i];
-    keys[i] = {r.cookie, r.pid, r.fd, r.key.netns, r.key.sport, r.key.dport, states.intern(r.state),
+    keys[i] = {r.sock, r.pid, r.fd, r.key.netns, r.key.sport, r.key.dport, states.intern(r.state),
                i};
   }
   const std::vector<uint32_t> order =
@@ -469,91 +468,95 @@ std::string state_pin_if_possible() {
   return kStatePin;
 }
 
-Result<std::unique_ptr<AuditBpf>> AuditBpf::load(const AuditOptions& opts) {
-  std::unique_ptr<AuditBpf> self(new AuditBpf());
-  self->skel_ = audit_bpf__open();
-  if (!self->skel_) return Error{"opening the audit BPF object failed: " + errstr(errno)};
-  auto* skel = self->skel_;
-  skel->rodata->tka_mark_first_seen = opts.mark_first_seen;
-  bpf_program__set_autoload(skel->progs.tka_set_state, opts.track_states);
-  if (opts.cw_ringbuf_bytes) {
-    bpf_map__set_max_entries(skel->maps.tka_cw_events, opts.cw_ringbuf_bytes);
-  }
-  // A quarter of the ring, for its wake-up test: one helper call less per event.
-  skel->rodata->tka_cw_wake_bytes = bpf_map__max_entries(skel->maps.tka_cw_events) / 4;
-  if (opts.cw_slots) bpf_map__set_max_entries(skel->maps.tka_cw_slots, opts.cw_slots);
+std::string state_dir_if_possible() {
+  const std::string pin = state_pin_if_possible();
+  return pin.empty() ? "" : pin.substr(0, pin.rfind('/'));
+}
 
-  // A pin left by a crashed agent (or kept by --state-persist) is reused:
-  // its entries are still right for the sockets they belong to. One of
-  // another layout (an older version) would fail the load: the agent
-  // replaces it, `audit` ignores it. The slots of another size: the agent
-  // replaces them (their sockets' ages become lower bounds), `audit` reads
-  // them as they are.
+bool reuse_pinned(const std::string& path, bpf_map* map, bool any_size) {
+  if (path.empty()) return false;
+  const int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) return false;
+  bpf_map_info info{};
+  __u32 len = sizeof(info);
+  bool fits = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+              info.type == static_cast<__u32>(bpf_map__type(map)) &&
+              info.value_size == bpf_map__value_size(map) &&
+              info.key_size == bpf_map__key_size(map);
+  if (fits && any_size && info.max_entries && (info.max_entries & (info.max_entries - 1)) == 0) {
+    bpf_map__set_max_entries(map, info.max_entries);
+  }
+  fits = fits && info.max_entries == bpf_map__max_entries(map);
+  const bool reused = fits && bpf_map__reuse_fd(map, fd) == 0;
+  ::close(fd);
+  return reused;
+}
+
+Result<std::unique_ptr<AuditBpf>> AuditBpf::load(const AuditOptions& opts) {
+  capture_libbpf_log();
+  std::unique_ptr<AuditBpf> self(new AuditBpf());
+  self->skel_ = opts.plain_loads ? audit_bpf__open()
+                                 : open_skeleton_with<audit_bpf>(audit_bpf__create_skeleton,
+                                                                 audit_compat_bpf__elf_bytes,
+                                                                 audit_bpf__destroy);
+  if (!self->skel_) {
+    return Error{"opening the audit BPF object failed: " + errstr(errno) + take_log_tail(20)};
+  }
+  auto* skel = self->skel_;
+  self->mark_first_seen_ = opts.mark_first_seen;
+  skel->rodata->tka_mark_first_seen = opts.mark_first_seen;
+
+  // The CLOSE_WAIT records: the tracker's of this process, else the ones a
+  // running agent pinned (of whatever size), else empty ones of our own.
   const std::string dir =
       opts.state_pin.empty() ? "" : opts.state_pin.substr(0, opts.state_pin.rfind('/'));
-  const std::string slots_pin = dir.empty() ? "" : dir + "/" + kCloseWaitPinName;
-  auto reuse = [&](const std::string& path, bpf_map* map, bool any_size) {
-    if (path.empty()) return false;
-    const int fd = bpf_obj_get(path.c_str());
-    if (fd < 0) return false;
-    bpf_map_info info{};
-    __u32 len = sizeof(info);
-    bool fits = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
-                info.type == static_cast<__u32>(bpf_map__type(map)) &&
-                info.value_size == bpf_map__value_size(map) &&
-                info.key_size == bpf_map__key_size(map);
-    if (fits && any_size && info.max_entries && (info.max_entries & (info.max_entries - 1)) == 0) {
-      bpf_map__set_max_entries(map, info.max_entries);
+  if (opts.tracker) {
+    if (bpf_map__reuse_fd(skel->maps.tka_cw_slots, opts.tracker->slots_fd()) != 0 ||
+        bpf_map__reuse_fd(skel->maps.tka_cw_more, opts.tracker->more_fd()) != 0) {
+      return Error{"sharing the state tracker's maps with the audit failed: " + errstr(errno)};
     }
-    fits = fits && info.max_entries == bpf_map__max_entries(map);
-    const bool reused = fits && bpf_map__reuse_fd(map, fd) == 0;
-    ::close(fd);
-    return reused;
-  };
-  const bool state_reused = reuse(opts.state_pin, skel->maps.tka_state, false);
-  const bool slots_reused =
-      reuse(slots_pin, skel->maps.tka_cw_slots, !opts.track_states && !opts.cw_slots);
-  skel->rodata->tka_cw_slot_mask = bpf_map__max_entries(skel->maps.tka_cw_slots) - 1;
-  if (int err = audit_bpf__load(skel); err) {
-    return Error{"loading the audit BPF programs failed: " + errstr(err)};
+  } else if (!dir.empty()) {
+    reuse_pinned(dir + "/" + kCloseWaitPinName, skel->maps.tka_cw_slots, true);
+    reuse_pinned(dir + "/" + kCloseWaitMorePinName, skel->maps.tka_cw_more, true);
   }
+  skel->rodata->tka_cw_slot_mask = bpf_map__max_entries(skel->maps.tka_cw_slots) - 1;
+  // First sightings pinned by a crashed agent (or kept by --state-persist)
+  // are reused: they are still right for the sockets they name.
+  const bool seen_reused = reuse_pinned(opts.state_pin, skel->maps.tka_seen, false);
+  if (test_refuses(Part::kAudit)) load_as_refused(skel->obj);
+  if (int err = audit_bpf__load(skel); err) {
+    return Error{"loading the audit BPF program failed: " + errstr(err) + take_log_tail(25)};
+  }
+  take_log_tail(0);
   self->iter_link_ = bpf_program__attach_iter(skel->progs.tka_iter_socks, nullptr);
   if (!self->iter_link_) return Error{"attaching the socket iterator failed: " + errstr(errno)};
-  if (opts.track_states && opts.attach) {
-    self->state_link_ = bpf_program__attach(skel->progs.tka_set_state);
-    if (!self->state_link_) {
-      return Error{"attaching tka_set_state (tp_btf/inet_sock_set_state) failed: " + errstr(errno)};
+  if (opts.mark_first_seen && !opts.state_pin.empty()) {
+    if (!seen_reused) {
+      ::mkdir(dir.c_str(), 0700);
+      ::unlink(opts.state_pin.c_str());
     }
-    auto pin = [&](const std::string& path, bpf_map* map, bool reused) {
-      if (path.empty()) return;
-      if (!reused) {
-        ::mkdir(dir.c_str(), 0700);
-        ::unlink(path.c_str());
-        if (bpf_map__pin(map, path.c_str()) != 0) return;
-      }
-      self->pinned_.push_back(path);
-    };
-    pin(opts.state_pin, skel->maps.tka_state, state_reused);
-    pin(slots_pin, skel->maps.tka_cw_slots, slots_reused);
+    if (seen_reused || bpf_map__pin(skel->maps.tka_seen, opts.state_pin.c_str()) == 0) {
+      self->pinned_ = opts.state_pin;
+    }
   }
   return self;
 }
 
 AuditBpf::~AuditBpf() {
-  if (rb_) ring_buffer__free(rb_);
-  if (state_link_) bpf_link__destroy(state_link_);
   if (iter_link_) bpf_link__destroy(iter_link_);
-  // The shared state map lives only as long as the agent that tracks it,
-  // unless kept for the next one (--state-persist).
+  // The shared map lives only as long as the agent that fills it, unless
+  // kept for the next one (--state-persist).
   if (!pinned_.empty() && !keep_pin_) {
-    for (const std::string& p : pinned_) ::unlink(p.c_str());
+    ::unlink(pinned_.c_str());
     // The directory too, when nothing else (a persistent policy) is in it.
-    ::rmdir(pinned_.front().substr(0, pinned_.front().rfind('/')).c_str());
+    ::rmdir(pinned_.substr(0, pinned_.rfind('/')).c_str());
   }
   if (skel_) audit_bpf__destroy(skel_);
 }
 
 Result<std::vector<tka_sock_rec>> AuditBpf::scan() {
+  // Each scan stamps the first sightings it visits with its number.
+  const uint64_t gen = ++skel_->bss->tka_scan_gen;
   const int fd = bpf_iter_create(bpf_link__fd(iter_link_));
   if (fd < 0) return Error{"bpf_iter_create: " + errstr(errno)};
   // Read straight into the records' storage: no staging copy. A read may
@@ -578,47 +581,46 @@ Result<std::vector<tka_sock_rec>> AuditBpf::scan() {
   }
   out.resize(bytes / sizeof(tka_sock_rec));
   ::close(fd);
+  if (mark_first_seen_) {
+    if (auto r = prune_seen(gen); !r) return Error{r.error()};
+  }
   return out;
 }
 
-namespace {
-int on_cw(void* ctx, void* data, size_t size) {
-  if (size < sizeof(tka_cw_event)) return 0;
-  tka_cw_event e;
-  std::memcpy(&e, data, sizeof(e));
-  (*static_cast<std::function<void(double, uint64_t)>*>(ctx))(
-      static_cast<double>(e.duration_ns) / 1e9, e.cgroup_id);
-  return 0;
-}
-}  // namespace
-
-Result<void> AuditBpf::open_events(std::function<void(double, uint64_t)> sink) {
-  sink_ = std::move(sink);
-  rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.tka_cw_events), on_cw, &sink_, nullptr);
-  if (!rb_) return Error{"opening the audit ring buffer failed: " + errstr(errno)};
+Result<void> AuditBpf::prune_seen(uint64_t gen) {
+  // In batches: a map of 50,000 sockets in a few system calls, where one
+  // call per key took ~50 ms a scan.
+  constexpr uint32_t kBatch = 4096;
+  const int fd = bpf_map__fd(skel_->maps.tka_seen);
+  std::vector<uint64_t> keys(kBatch), gone;
+  std::vector<tka_seen> vals(kBatch);
+  uint64_t in = 0, out = 0;  // the kernel's batch cursor (a bucket number for hashes)
+  LIBBPF_OPTS(bpf_map_batch_opts, opts);
+  for (bool first = true;; first = false) {
+    __u32 count = kBatch;
+    const int err =
+        bpf_map_lookup_batch(fd, first ? nullptr : &in, &out, keys.data(), vals.data(), &count, &opts);
+    if (err && errno != ENOENT) return Error{"reading the first-sightings map: " + errstr(errno)};
+    for (__u32 i = 0; i < count; ++i) {
+      if (vals[i].gen != gen) gone.push_back(keys[i]);
+    }
+    if (err) break;  // ENOENT: the last batch
+    in = out;
+  }
+  if (gone.empty()) return {};
+  __u32 count = static_cast<__u32>(gone.size());
+  if (bpf_map_delete_batch(fd, gone.data(), &count, &opts) != 0 && errno != ENOENT) {
+    return Error{"pruning the first-sightings map: " + errstr(errno)};
+  }
   return {};
 }
 
-int AuditBpf::poll(int timeout_ms) {
-  const int woken = ring_buffer__poll(rb_, timeout_ms);
-  if (woken < 0) return woken;
-  const int rest = ring_buffer__consume(rb_);
-  return rest < 0 ? rest : woken + rest;
-}
-
-int AuditBpf::consume() {
-  return ring_buffer__consume(rb_);
-}
-
 std::vector<ProgramState> AuditBpf::programs() const {
-  std::vector<ProgramState> out = {{"tka_iter_socks", "iter/task_file", iter_link_ != nullptr}};
-  if (state_link_) out.push_back({"tka_set_state", "tp_btf/inet_sock_set_state", true});
-  return out;
+  return {{"tka_iter_socks", "iter/task_file", iter_link_ != nullptr}};
 }
 
-std::array<uint64_t, 2> AuditBpf::drops() const {
-  return {__atomic_load_n(&skel_->bss->tka_audit_drops[0], __ATOMIC_RELAXED),
-          __atomic_load_n(&skel_->bss->tka_audit_drops[1], __ATOMIC_RELAXED)};
+uint64_t AuditBpf::drops() const {
+  return __atomic_load_n(&skel_->bss->tka_seen_drops, __ATOMIC_RELAXED);
 }
 
 }  // namespace tcpka

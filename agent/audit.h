@@ -19,18 +19,22 @@
 #include "event.h"
 #include "k8s.h"
 #include "result.h"
+#include "state_tracker.h"
 #include "tcpka.h"
 
 struct audit_bpf;
-struct ring_buffer;
 struct bpf_link;
+struct bpf_map;
 
 namespace tcpka {
 
 struct AuditRow {
   SocketKey key;
   std::string state;  // "established", "close_wait", ...
-  uint64_t cookie = 0;
+  uint64_t cookie = 0;  // 0 when the kernel has not assigned one
+  // Which socket (its kernel address): one socket held by several processes
+  // is one row. Never shown.
+  uint64_t sock = 0;
   uint64_t cgroup_id = 0;
   std::string cgroup;  // "" when unknown
   Direction direction = Direction::kUnknown;  // not in the JSON: the agent attributes probes by it
@@ -72,7 +76,7 @@ AuditRow decode_rec(const tka_sock_rec& rec, unsigned hz,
 void decode_into(const tka_sock_rec& rec, unsigned hz, const std::string& cgroup, AuditRow& row);
 // One row per socket (a socket shared by several processes is listed with
 // the lowest pid), sorted by state then addresses.
-// display_order false: by cookie, which is enough for counting (the agent's
+// display_order false: by socket, which is enough for counting (the agent's
 // periodic scan) and skips the sort on address strings.
 std::vector<AuditRow> dedupe(std::vector<AuditRow> rows, bool display_order = true);
 // The rows dedupe() would give for the records of one scan, decoded one at
@@ -115,19 +119,19 @@ class RowText {
 };
 
 struct AuditOptions {
-  bool track_states = false;     // load tka_set_state (the agent)
-  bool mark_first_seen = false;  // iterator records first sightings
-  // Pinned state map shared between the agent and `tcpka audit`; "" = none.
+  bool plain_loads = false;      // the TKA_RO=1 build (Plan::plain_loads)
+  bool mark_first_seen = false;  // the scan records first sightings (the agent)
+  // Pinned map of first sightings (tka_seen) shared between the agent and
+  // `tcpka audit`; "" = none. The state tracker's maps are looked for beside
+  // it when no tracker is given.
   std::string state_pin;
-  // false: load tka_set_state (when tracking) but do not attach it (check).
-  bool attach = true;
-  // Size of the CLOSE_WAIT duration ring (tka_cw_events); 0: the built-in 256 KiB.
-  uint32_t cw_ringbuf_bytes = 0;
-  // Slots for CLOSE_WAIT entry times (tka_cw_slots, a power of two); 0: the
-  // built-in 1024 when tracking, else the size of the pinned map reused.
-  uint32_t cw_slots = 0;
+  // The state tracker of this process, whose CLOSE_WAIT records the scan
+  // reads; nullptr: the pinned ones, else none (no exact CLOSE_WAIT ages).
+  const StateTracker* tracker = nullptr;
 };
 
+// The socket scan (audit.bpf.c): one pass of iter/task_file over every
+// process's TCP sockets.
 class AuditBpf {
  public:
   static Result<std::unique_ptr<AuditBpf>> load(const AuditOptions& opts);
@@ -135,36 +139,40 @@ class AuditBpf {
   AuditBpf(const AuditBpf&) = delete;
   AuditBpf& operator=(const AuditBpf&) = delete;
 
-  // One pass of the iterator over every process's TCP sockets.
+  // One pass of the iterator over every process's TCP sockets. With
+  // mark_first_seen, the first sightings of sockets this pass did not see
+  // (they are gone) are removed after it.
   Result<std::vector<tka_sock_rec>> scan();
-  // CLOSE_WAIT durations (seconds, cgroup id) as sockets leave the state.
-  Result<void> open_events(std::function<void(double, uint64_t)> sink);
-  // Waits up to timeout_ms (events wake the reader only when a quarter of
-  // the ring is waiting), then reads what is there; returns events or -errno.
-  int poll(int timeout_ms);
-  // Reads what is in the ring without waiting.
-  int consume();
   std::vector<ProgramState> programs() const;
-  std::array<uint64_t, 2> drops() const;  // storage allocation, ring buffer
-  // true: leave the state map and slots pinned on exit, for the next agent.
+  // First sightings not recorded: the map was full.
+  uint64_t drops() const;
+  // true: leave the map of first sightings pinned on exit, for the next agent.
   void keep_pin(bool keep) { keep_pin_ = keep; }
 
  private:
   AuditBpf() = default;
+  Result<void> prune_seen(uint64_t gen);
   audit_bpf* skel_ = nullptr;
   bpf_link* iter_link_ = nullptr;
-  bpf_link* state_link_ = nullptr;
-  ring_buffer* rb_ = nullptr;
-  std::function<void(double, uint64_t)> sink_;
-  std::vector<std::string> pinned_;  // paths we pinned (or reused) and remove again
+  bool mark_first_seen_ = false;
+  std::string pinned_;  // the path we pinned (or reused) and remove again
   std::atomic<bool> keep_pin_{false};
 };
 
-// Where the agent pins its state map when bpffs is mounted.
+// Where the agent pins its map of first sightings when bpffs is mounted; the
+// state tracker's maps are beside it.
 inline constexpr const char* kStatePin = "/sys/fs/bpf/tcpka/sockstate";
-// Its CLOSE_WAIT slots, beside it (the file name under kStatePin's directory).
+// The names of the state tracker's pins in kStatePin's directory: the
+// CLOSE_WAIT slots and the entries that did not fit in them.
 inline constexpr const char* kCloseWaitPinName = "closewait";
+inline constexpr const char* kCloseWaitMorePinName = "closewait_more";
 // kStatePin if bpffs is mounted at /sys/fs/bpf, else "".
 std::string state_pin_if_possible();
+// Its directory, where the state tracker pins its maps; "" likewise.
+std::string state_dir_if_possible();
+
+// Reuses the map pinned at path for map when it has the same layout
+// (type, key and value size, and size unless any_size); true when reused.
+bool reuse_pinned(const std::string& path, bpf_map* map, bool any_size);
 
 }  // namespace tcpka

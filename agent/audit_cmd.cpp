@@ -8,6 +8,7 @@
 #include "audit.h"
 #include "cgroup.h"
 #include "commands.h"
+#include "kernel_features.h"
 
 namespace tcpka {
 
@@ -17,6 +18,12 @@ constexpr size_t kChunk = 256 << 10;
 
 int run_audit(const AuditFilter& filter, bool json, const std::string& k8s_log_root) {
   AuditOptions opts;
+  const Features features = probe_features();
+  if (const std::string gap = part_gap(features, Part::kAudit); !gap.empty()) {
+    std::fprintf(stderr, "tcpka: the audit cannot run on this kernel: %s\n", gap.c_str());
+    return 1;
+  }
+  opts.plain_loads = features.rdonly_cast;
   if (const std::string pin = state_pin_if_possible();
       !pin.empty() && ::access(pin.c_str(), F_OK) == 0) {
     opts.state_pin = pin;

@@ -9,62 +9,35 @@
 #include <mutex>
 #include <sstream>
 
+#include "bpf_object.h"
 #include "keepalive.skel.h"
+#include "keepalive_compat.skel.h"
 
 namespace tcpka {
 
 namespace {
-
-// libbpf reports through a global print callback; we keep what it says
-// during a load so a failure can quote the verifier instead of a bare errno.
-std::mutex g_log_mu;
-std::string g_log;
-
-int capture_print(enum libbpf_print_level level, const char* fmt, va_list args) {
-  if (level == LIBBPF_DEBUG) return 0;
-  char buf[1024];
-  const int n = vsnprintf(buf, sizeof(buf), fmt, args);
-  std::lock_guard lock(g_log_mu);
-  g_log += buf;
-  if (g_log.size() > (1u << 20)) g_log.erase(0, g_log.size() - (1u << 19));
-  return n;
-}
-
-std::string take_log_tail(size_t lines) {
-  std::lock_guard lock(g_log_mu);
-  std::vector<std::string> all;
-  std::stringstream ss(g_log);
-  for (std::string l; std::getline(ss, l);) all.push_back(l);
-  g_log.clear();
-  std::string out;
-  for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) {
-    out += "\n  " + all[i];
-  }
-  return out;
-}
 
 int on_sample(void* ctx, void* data, size_t size) {
   static_cast<const EventSink*>(ctx)->operator()(data, size);
   return 0;
 }
 
-std::string errstr(int err) {
-  return strerror(err < 0 ? -err : err);
-}
-
 }  // namespace
 
 Result<std::unique_ptr<KeepaliveBpf>> KeepaliveBpf::load(const LoadOptions& opts) {
-  libbpf_set_print(capture_print);
+  capture_libbpf_log();
   std::unique_ptr<KeepaliveBpf> self(new KeepaliveBpf());
   self->opts_ = opts;
-  self->skel_ = keepalive_bpf__open();
+  self->skel_ = opts.plan.plain_loads
+                    ? keepalive_bpf__open()
+                    : open_skeleton_with<keepalive_bpf>(keepalive_bpf__create_skeleton,
+                                                        keepalive_compat_bpf__elf_bytes,
+                                                        keepalive_bpf__destroy);
   if (!self->skel_) {
     return Error{"opening the BPF object failed: " + errstr(errno) + take_log_tail(20)};
   }
   auto* skel = self->skel_;
-  skel->rodata->tka_kill_mode =
-      opts.plan.backend == Backend::kResetReason ? TKA_KILL_RESET_REASON : TKA_KILL_TIMER_BRACKET;
+  skel->rodata->tka_cookie_helper = opts.plan.cookie_helper ? 1 : 0;
   bpf_map__set_max_entries(skel->maps.tka_events, opts.ringbuf_bytes);
   skel->rodata->tka_wake_bytes = opts.ringbuf_bytes / 4;  // saves a helper call per event
   skel->data_tka_hot->tka_hot.probe_attribution = opts.probe_attribution ? 1 : 0;
@@ -77,12 +50,14 @@ Result<std::unique_ptr<KeepaliveBpf>> KeepaliveBpf::load(const LoadOptions& opts
     const bool load = std::find(want.begin(), want.end(), bpf_program__name(prog)) != want.end();
     bpf_program__set_autoload(prog, load);
   }
+  if (test_refuses(Part::kKeepalive)) load_as_refused(skel->obj);
   if (int err = keepalive_bpf__load(skel); err) {
     std::string hint;
     if (err == -EPERM || err == -EACCES) {
       hint = " (needs root, or CAP_BPF + CAP_PERFMON; is the kernel in lockdown=confidentiality?)";
     }
-    return Error{"loading the BPF programs failed: " + errstr(err) + hint + take_log_tail(25)};
+    return Error{"loading the keepalive BPF programs failed: " + errstr(err) + hint +
+                 take_log_tail(25)};
   }
   take_log_tail(0);
   return self;

@@ -1,5 +1,5 @@
 // `tcpka check`: what the kernel offers, the path chosen for each signal, and
-// a real load of the programs (the verifier is the final judge), detached
+// a real load of every part (the verifier is the final judge), detached
 // again before returning.
 #include <cstdio>
 
@@ -9,50 +9,108 @@
 #include "kernel_features.h"
 #include "sockops_policy.h"
 #include "startup.h"
+#include "state_tracker.h"
 
 namespace tcpka {
+
+namespace {
+
+// The first line of an error, and the rest (the verifier's words) indented.
+void print_part(const PartState& p, const std::string& detail) {
+  std::printf("  %-14s %s\n", std::string(part_name(p.part)).c_str(),
+              p.on ? ("on" + (detail.empty() ? "" : " (" + detail + ")")).c_str()
+                   : ("OFF: " + p.why).c_str());
+}
+
+}  // namespace
 
 int run_check(const RunConfig& cfg) {
   const Features f = probe_features();
   std::printf("%s\n", describe(f).c_str());
   int status = kExitCannotRun;
-  auto plan = plan_start(cfg, f, &status);
-  if (!plan) {
-    std::printf("result: cannot run: %s\n", plan.error().c_str());
+  auto planned = plan_start(cfg, f, &status);
+  if (!planned) {
+    std::printf("result: cannot run: %s\n", planned.error().c_str());
     return status;
   }
-  std::printf("backend: %s\n", std::string(backend_name(plan->backend)).c_str());
-  for (const auto& s : plan->signals) {
+  Plan plan = std::move(planned.value());
+
+  // Each part loaded as `run` loads it (the keepalive programs and the state
+  // tracker not attached), then unloaded.
+  std::vector<PartState> parts;
+  std::vector<std::string> details;
+  {
+    const std::string& gap = plan.keepalive_gap;
+    Result<std::unique_ptr<KeepaliveBpf>> loaded =
+        gap.empty() ? KeepaliveBpf::load(LoadOptions{plan, cfg.ringbuf_bytes, cfg.max_sockets})
+                    : Result<std::unique_ptr<KeepaliveBpf>>(Error{gap});
+    parts.push_back(part_state(Part::kKeepalive, gap, loaded));
+    details.push_back("backend " + std::string(backend_name(plan.backend)) + ", " +
+                      std::to_string(plan.programs.size()) + " programs, " +
+                      (plan.plain_loads ? "plain-load" : "probe-read") + " build");
+    if (!loaded) keepalive_off(&plan, parts.back().why);
+  }
+  std::unique_ptr<StateTracker> tracker;
+  {
+    const std::string gap = part_gap(f, Part::kStateTracker);
+    Result<std::unique_ptr<StateTracker>> loaded =
+        gap.empty() ? StateTracker::load({plan.plain_loads, false, "", 0, 0})
+                    : Result<std::unique_ptr<StateTracker>>(Error{gap});
+    parts.push_back(part_state(Part::kStateTracker, gap, loaded));
+    details.push_back("");
+    if (loaded) tracker = std::move(loaded.value());
+  }
+  {
+    const std::string gap = part_gap(f, Part::kAudit);
+    Result<std::unique_ptr<AuditBpf>> loaded =
+        gap.empty() ? AuditBpf::load({plan.plain_loads, false, "", tracker.get()})
+                    : Result<std::unique_ptr<AuditBpf>>(Error{gap});
+    parts.push_back(part_state(Part::kAudit, gap, loaded));
+    details.push_back("");
+  }
+  {
+    const std::string gap = part_gap(f, Part::kPolicies);
+    Result<void> loaded = gap.empty() ? probe_sockops_load("tka_sockops") : Result<void>{};
+    PartState p = !gap.empty() ? PartState{Part::kPolicies, false, "the kernel lacks it: " + gap}
+                  : loaded     ? PartState{Part::kPolicies, true, ""}
+                               : PartState{Part::kPolicies, false, loaded.error()};
+    std::string retrofit;
+    if (p.on) {
+      const auto r = f.iter_tcp_setsockopt ? probe_sockops_load("tka_iter_apply")
+                                           : Result<void>(Error{
+                                                 "iter/tcp programs cannot call "
+                                                 "bpf_setsockopt() (Linux 5.15)"});
+      retrofit = r ? "`keepalive apply` to open sockets: yes"
+                   : "`keepalive apply` to open sockets: NO, " + r.error();
+    }
+    parts.push_back(p);
+    details.push_back(retrofit);
+  }
+
+  std::printf("parts:\n");
+  for (size_t i = 0; i < parts.size(); ++i) print_part(parts[i], details[i]);
+  std::printf("signals (backend %s):\n", std::string(backend_name(plan.backend)).c_str());
+  for (const auto& s : plan.signals) {
     std::printf("  %-13s %s%s\n", s.signal.c_str(), s.available ? s.attach.c_str() : "NOT OBSERVED",
                 s.available ? "" : (" (" + s.missing + ")").c_str());
   }
-  auto bpf = KeepaliveBpf::load(LoadOptions{*plan, cfg.ringbuf_bytes, cfg.max_sockets});
-  if (!bpf) {
-    std::printf("result: cannot run: %s\n", bpf.error().c_str());
+  bool runnable = false;
+  for (const auto& p : parts) runnable = runnable || (p.on && p.part != Part::kPolicies);
+  if (!runnable) {
+    std::printf("result: cannot run: no part loads on this kernel\n");
     return kExitCannotRun;
   }
-  // The audit (state tracker and iterator) is part of every `run`.
-  auto audit = AuditBpf::load(AuditOptions{true, false, "", false});
-  if (!audit) {
-    std::printf("result: cannot run: %s\n", audit.error().c_str());
-    return kExitCannotRun;
+  if (!degraded(plan, parts)) {
+    std::printf("result: ok (every part loads, every signal is observed)\n");
+    return 0;
   }
-  // Keepalive policies are optional: report, do not refuse.
-  const auto policies = probe_sockops_load();
-  std::printf("keepalive policies: %s\n",
-              policies ? "supported (sockops and iter/tcp programs load)"
-                       : ("NOT supported: " + policies.error()).c_str());
-  const auto missing = unobserved(*plan);
-  if (missing.empty()) {
-    std::printf("result: ok (%zu keepalive programs and the audit load)\n",
-                plan->programs.size());
-  } else {
-    std::string list;
-    for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
-    std::printf("result: ok, degraded (%zu keepalive programs and the audit load; not observed: "
-                "%s; run --strict would refuse)\n",
-                plan->programs.size(), list.c_str());
+  std::string off;
+  for (const auto& p : parts) {
+    if (!p.on) off += (off.empty() ? "" : ", ") + std::string("part ") + std::string(part_name(p.part));
   }
+  for (const auto& m : unobserved(plan)) off += (off.empty() ? "" : ", ") + ("signal " + m);
+  std::printf("result: ok, degraded (off: %s; run --strict would refuse)\n", off.c_str());
+  if (cfg.strict) return kExitStrict;
   return 0;
 }
 

@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "kernel_features.h"
 #include "sockops_policy.h"
 
 namespace tcpka {
@@ -11,6 +12,15 @@ int run_keepalive_apply(const PolicySpec& spec) {
   if (!p) {
     std::fprintf(stderr, "tcpka: %s\n", p.error().c_str());
     return 2;
+  }
+  // bpf_setsockopt() from iter/tcp: Linux 5.15. Said plainly rather than
+  // as the verifier's "unknown func".
+  if (!probe_features().iter_tcp_setsockopt) {
+    std::fprintf(stderr,
+                 "tcpka: keepalive apply: this kernel does not let iter/tcp programs call "
+                 "bpf_setsockopt() (Linux 5.15): open sockets cannot be changed; a running "
+                 "agent's policy (--keepalive-policy) still covers new connections\n");
+    return 1;
   }
   auto r = apply_to_existing(*p);
   if (!r) {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <string_view>
@@ -88,6 +89,60 @@ void probe_fentry(const btf* vmlinux, Features* f) {
   }
 }
 
+// The verifier's log of a program that failed to load, or "".
+struct ProbeLoad {
+  int fd = -1;
+  int err = 0;
+  std::string log;
+};
+
+ProbeLoad probe_load(bpf_prog_type type, const bpf_insn* insns, size_t n,
+                     bpf_attach_type attach = static_cast<bpf_attach_type>(0),
+                     __u32 attach_btf_id = 0) {
+  ProbeLoad r;
+  r.log.resize(4096);
+  LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = attach,
+              .attach_btf_id = attach_btf_id, .log_level = 1,
+              .log_size = static_cast<__u32>(r.log.size()), .log_buf = r.log.data());
+  r.fd = bpf_prog_load(type, "tka_probe", "GPL", insns, n, &opts);
+  r.err = r.fd < 0 ? errno : 0;
+  r.log.resize(std::strlen(r.log.c_str()));
+  if (r.fd >= 0) ::close(r.fd);
+  return r;
+}
+
+// Whether programs of this kind may call helper `id`, the way libbpf's
+// libbpf_probe_bpf_helper() tells (which does not take tracing programs): a
+// program that calls it with no arguments is refused either way, and only
+// the log says whether the helper was known to the verifier.
+bool helper_allowed(bpf_prog_type type, bpf_attach_type attach, __u32 attach_btf_id, int id) {
+  const bpf_insn insns[] = {
+      {BPF_JMP | BPF_CALL, 0, 0, 0, id},
+      {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
+      {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+  };
+  const ProbeLoad r = probe_load(type, insns, 3, attach, attach_btf_id);
+  if (r.fd >= 0) return true;
+  if (r.log.empty()) return false;  // refused before the verifier ran
+  return r.log.find("unknown func") == std::string::npos &&
+         r.log.find("invalid func") == std::string::npos &&
+         r.log.find("cannot use helper") == std::string::npos;
+}
+
+// BPF_ATOMIC cmpxchg on the stack (Linux 5.12; older verifiers refuse the
+// instruction).
+bool atomics_work() {
+  const bpf_insn insns[] = {
+      {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_1, 0, 0, 0},
+      {BPF_STX | BPF_MEM | BPF_DW, BPF_REG_10, BPF_REG_1, -8, 0},
+      {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
+      {BPF_STX | BPF_ATOMIC | BPF_DW, BPF_REG_10, BPF_REG_1, -8, BPF_CMPXCHG},
+      {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
+      {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+  };
+  return probe_load(BPF_PROG_TYPE_SOCKET_FILTER, insns, 6).fd >= 0;
+}
+
 // Why the kernel's BTF could not be read, naming the file and the kernel
 // option. libbpf 1.1 also falls back to a vmlinux ELF under /boot and
 // /lib/modules; those are the rare case, so the message names the usual file.
@@ -138,15 +193,77 @@ Features probe_features() {
                       tracepoint_args(vmlinux, "timer_expire_exit") >= 1;
   const int reset_args = tracepoint_args(vmlinux, "tcp_send_reset");
   f.tp_send_reset = reset_args >= 2;
-  // The reason argument arrived in Linux 6.10 together with the enum.
+  // The reason argument arrived in Linux 6.10, the keepalive reason in 6.12:
+  // the enum value decides, not the version.
   f.rst_reason =
       reset_args >= 3 && enum_has(vmlinux, "sk_rst_reason", "SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT");
-  f.tp_error_report = tracepoint_args(vmlinux, "inet_sk_error_report") >= 1;
   f.tp_receive_reset = tracepoint_args(vmlinux, "tcp_receive_reset") >= 1;
   f.tp_destroy_sock = tracepoint_args(vmlinux, "tcp_destroy_sock") >= 1;
+  f.tp_set_state = tracepoint_args(vmlinux, "inet_sock_set_state") >= 3;
+  f.rdonly_cast = btf__find_by_name_kind(vmlinux, "bpf_rdonly_cast", BTF_KIND_FUNC) > 0;
+  f.iter_task_file = btf__find_by_name_kind(vmlinux, "bpf_iter_task_file", BTF_KIND_FUNC) > 0;
+  // Helpers by a load probe: which ones a program type may call is not in BTF.
+  const int destroy_tp =
+      btf__find_by_name_kind(vmlinux, "btf_trace_tcp_destroy_sock", BTF_KIND_TYPEDEF);
+  f.cookie_helper = destroy_tp > 0 && helper_allowed(BPF_PROG_TYPE_TRACING, BPF_TRACE_RAW_TP,
+                                                     static_cast<__u32>(destroy_tp),
+                                                     BPF_FUNC_get_socket_cookie);
+  const int iter_tcp = btf__find_by_name_kind(vmlinux, "bpf_iter_tcp", BTF_KIND_FUNC);
+  f.iter_tcp_setsockopt = iter_tcp > 0 && helper_allowed(BPF_PROG_TYPE_TRACING, BPF_TRACE_ITER,
+                                                         static_cast<__u32>(iter_tcp),
+                                                         BPF_FUNC_setsockopt);
+  f.atomics = atomics_work();
   probe_fentry(vmlinux, &f);
   btf__free(vmlinux);
   return f;
+}
+
+std::string_view part_name(Part p) {
+  switch (p) {
+    case Part::kKeepalive:
+      return "keepalive";
+    case Part::kAudit:
+      return "audit";
+    case Part::kStateTracker:
+      return "state_tracker";
+    case Part::kPolicies:
+      return "policies";
+  }
+  return "?";
+}
+
+namespace {
+
+std::string keepalive_gap(const Features& f) {
+  if (!f.ksym_keepalive_timer) {
+    return f.ksym_hidden ? "tcp_keepalive_timer's address is hidden in /proc/kallsyms "
+                           "(kptr_restrict or perf_event_paranoid, and no CAP_SYSLOG)"
+                         : "tcp_keepalive_timer is not in /proc/kallsyms";
+  }
+  if (!f.tp_timer_expire) return "the kernel has no timer:timer_expire_entry/exit tracepoints";
+  return "";
+}
+
+}  // namespace
+
+std::string part_gap(const Features& f, Part p) {
+  if (!f.btf) return f.btf_error.empty() ? "no kernel BTF" : f.btf_error;
+  switch (p) {
+    case Part::kKeepalive:
+      return keepalive_gap(f);
+    case Part::kAudit:
+      return f.iter_task_file ? "" : "no iter/task_file socket iterator (Linux 5.8)";
+    case Part::kStateTracker:
+      if (!f.tp_set_state) return "no sock:inet_sock_set_state tracepoint";
+      if (!f.cookie_helper) {
+        return "tracing programs cannot call bpf_get_socket_cookie() (Linux 5.12)";
+      }
+      if (!f.atomics) return "no BPF atomic compare-and-exchange (Linux 5.12)";
+      return "";
+    case Part::kPolicies:
+      return f.cgroup2 ? "" : "no cgroup v2 mount";
+  }
+  return "";
 }
 
 Result<Plan> plan_for(const Features& f, Backend requested) {
@@ -154,61 +271,49 @@ Result<Plan> plan_for(const Features& f, Backend requested) {
     return Error{f.btf_error.empty() ? std::string("no kernel BTF (") + kVmlinuxBtf + ")"
                                      : f.btf_error};
   }
-  if (!f.ksym_keepalive_timer) {
-    return Error{f.ksym_hidden ? "tcp_keepalive_timer's address is hidden in /proc/kallsyms "
-                                 "(kptr_restrict or perf_event_paranoid, and no CAP_SYSLOG)"
-                               : "tcp_keepalive_timer is not in /proc/kallsyms"};
-  }
-  if (!f.tp_timer_expire) {
-    return Error{"the kernel has no timer:timer_expire_entry/exit tracepoints"};
-  }
   Plan p;
+  p.plain_loads = f.rdonly_cast;
+  p.cookie_helper = f.cookie_helper;
   const bool reason_ok = f.tp_send_reset && f.rst_reason;
-  const bool bracket_ok = f.tp_error_report;
+  const bool bracket_ok = f.tp_send_reset;
   switch (requested) {
     case Backend::kAuto:
-      if (reason_ok) {
-        p.backend = Backend::kResetReason;
-      } else if (bracket_ok) {
-        p.backend = Backend::kTimerBracket;
-      } else {
-        return Error{
-            "no way to see keepalive kills: neither tcp_send_reset with a reset reason "
-            "nor sock:inet_sk_error_report exists"};
-      }
+      p.backend = reason_ok ? Backend::kResetReason : Backend::kTimerBracket;
       break;
     case Backend::kResetReason:
       if (!reason_ok) {
         return Error{
             "--backend reset-reason: this kernel's tcp_send_reset tracepoint carries no "
-            "SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT (Linux 6.10+); use timer-bracket"};
+            "SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT (Linux 6.12+); use timer-bracket"};
       }
       p.backend = requested;
       break;
     case Backend::kTimerBracket:
-      if (!bracket_ok) {
-        return Error{"--backend timer-bracket: the kernel has no sock:inet_sk_error_report"};
-      }
       p.backend = requested;
       break;
   }
+  p.keepalive_gap = keepalive_gap(f);
+  const std::string& gap = p.keepalive_gap;
+  auto add = [&](const char* signal, const std::string& attach, bool kernel_has,
+                 const std::string& missing, const char* program) {
+    const bool on = gap.empty() && kernel_has;
+    p.signals.push_back({signal, attach, on, on ? "" : (gap.empty() ? missing : gap)});
+    if (on && program) p.programs.push_back(program);
+  };
   const std::string bracket = "tp_btf/timer_expire_entry+exit";
-  p.signals.push_back({"probe", bracket, true, ""});
-  p.signals.push_back({"recovered", bracket, true, ""});
-  p.programs = {"tka_timer_entry", "tka_timer_exit"};
+  add("probe", bracket, true, "", nullptr);
+  add("recovered", bracket, true, "", nullptr);
+  if (gap.empty()) p.programs = {"tka_timer_entry", "tka_timer_exit"};
   if (p.backend == Backend::kResetReason) {
-    p.signals.push_back({"kill_timeout", "tp_btf/tcp_send_reset", true, ""});
-    p.programs.push_back("tka_send_reset");
+    add("kill_timeout", "tp_btf/tcp_send_reset (reason)", true, "", "tka_send_reset");
   } else {
-    p.signals.push_back({"kill_timeout", "tp_btf/inet_sk_error_report", true, ""});
-    p.programs.push_back("tka_err_report");
+    add("kill_timeout", "tp_btf/tcp_send_reset (in the timer bracket)", bracket_ok,
+        "no tcp:tcp_send_reset tracepoint", "tka_reset_bracket");
   }
-  p.signals.push_back({"kill_reset", "tp_btf/tcp_receive_reset", f.tp_receive_reset,
-                       f.tp_receive_reset ? "" : "no tcp:tcp_receive_reset tracepoint"});
-  if (f.tp_receive_reset) p.programs.push_back("tka_recv_reset");
-  p.signals.push_back({"socket_gone", "tp_btf/tcp_destroy_sock", f.tp_destroy_sock,
-                       f.tp_destroy_sock ? "" : "no tcp:tcp_destroy_sock tracepoint"});
-  if (f.tp_destroy_sock) p.programs.push_back("tka_destroy");
+  add("kill_reset", "tp_btf/tcp_receive_reset", f.tp_receive_reset,
+      "no tcp:tcp_receive_reset tracepoint", "tka_recv_reset");
+  add("socket_gone", "tp_btf/tcp_destroy_sock", f.tp_destroy_sock,
+      "no tcp:tcp_destroy_sock tracepoint", "tka_destroy");
   return p;
 }
 
@@ -239,20 +344,30 @@ Result<void> require_every_signal(const Plan& p) {
 std::string describe(const Features& f) {
   auto yn = [](bool b) { return b ? "yes" : "no"; };
   std::string s;
-  s += std::string("kernel BTF:                       ") + yn(f.btf) +
-       (f.btf ? "" : " (" + f.btf_error + ")") + "\n";
-  s += std::string("tcp_keepalive_timer in kallsyms:  ") + yn(f.ksym_keepalive_timer) + "\n";
-  s += std::string("tp timer_expire_entry/exit:       ") + yn(f.tp_timer_expire) + "\n";
-  s += std::string("tp tcp_send_reset:                ") + yn(f.tp_send_reset) + "\n";
-  s += std::string("  with reset reason (6.10+):      ") + yn(f.rst_reason) + "\n";
-  s += std::string("tp inet_sk_error_report:          ") + yn(f.tp_error_report) + "\n";
-  s += std::string("tp tcp_receive_reset:             ") + yn(f.tp_receive_reset) + "\n";
-  s += std::string("tp tcp_destroy_sock:              ") + yn(f.tp_destroy_sock) + "\n";
-  s += std::string("fentry:                           ") + yn(f.fentry) + " (" + f.fentry_detail +
-       "; no fentry backend is shipped)\n";
-  s += std::string("kprobes:                          ") + yn(f.kprobes) +
-       " (no kprobe backend is shipped)\n";
-  s += std::string("cgroup v2 mount:                  ") + (f.cgroup2 ? *f.cgroup2 : "none") + "\n";
+  auto line = [&](const char* what, bool v, const std::string& more = "") {
+    char head[40];
+    std::snprintf(head, sizeof(head), "%-34s", (std::string(what) + ":").c_str());
+    s += head + std::string(yn(v)) + (more.empty() ? "" : " (" + more + ")") + "\n";
+  };
+  line("kernel BTF", f.btf, f.btf ? "" : f.btf_error);
+  line("tcp_keepalive_timer in kallsyms", f.ksym_keepalive_timer);
+  line("tp timer_expire_entry/exit", f.tp_timer_expire);
+  line("tp tcp_send_reset", f.tp_send_reset);
+  line("  keepalive reset reason (6.12+)", f.rst_reason);
+  line("tp tcp_receive_reset", f.tp_receive_reset);
+  line("tp tcp_destroy_sock", f.tp_destroy_sock);
+  line("tp inet_sock_set_state", f.tp_set_state);
+  line("kfunc bpf_rdonly_cast (6.2+)", f.rdonly_cast,
+       f.rdonly_cast ? "plain-load builds" : "bpf_probe_read_kernel builds");
+  line("socket cookie in tracing (5.12+)", f.cookie_helper);
+  line("BPF atomics (5.12+)", f.atomics);
+  line("iter/task_file (5.8+)", f.iter_task_file);
+  line("setsockopt in iter/tcp (5.15+)", f.iter_tcp_setsockopt);
+  line("fentry", f.fentry, f.fentry_detail + "; no fentry backend is shipped");
+  line("kprobes", f.kprobes, "no kprobe backend is shipped");
+  char head[40];
+  std::snprintf(head, sizeof(head), "%-34s", "cgroup v2 mount:");
+  s += head + (f.cgroup2 ? *f.cgroup2 : std::string("none")) + "\n";
   return s;
 }
 

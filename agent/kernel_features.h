@@ -24,12 +24,19 @@ struct Features {
   bool ksym_hidden = false;           // ...listed, but its address reads as 0 (no CAP_SYSLOG)
   bool tp_timer_expire = false;       // timer:timer_expire_entry + _exit
   bool tp_send_reset = false;         // tcp:tcp_send_reset
-  bool rst_reason = false;            // ...carrying SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT (6.10+)
-  bool tp_error_report = false;       // sock:inet_sk_error_report
+  bool rst_reason = false;            // ...carrying SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT (6.12+)
   bool tp_receive_reset = false;      // tcp:tcp_receive_reset
   bool tp_destroy_sock = false;       // tcp:tcp_destroy_sock
-  // Reported only: no fentry or kprobe backend ships yet, since none can be
-  // tested on the project's machines (see README, "Kernel support").
+  bool tp_set_state = false;          // sock:inet_sock_set_state
+  // What picks the build of each object and the code paths inside it
+  // (bpf/include/tka_compat.bpf.h), each probed, never inferred from the
+  // kernel's version:
+  bool rdonly_cast = false;    // kfunc bpf_rdonly_cast (6.2): the plain-load builds
+  bool cookie_helper = false;  // bpf_get_socket_cookie() in tracing programs (5.12), a load probe
+  bool atomics = false;        // BPF cmpxchg and xchg (5.12), a load probe
+  bool iter_task_file = false;       // iter/task_file (5.8): the audit's scan
+  bool iter_tcp_setsockopt = false;  // bpf_setsockopt() in iter/tcp (5.15), a load probe
+  // Reported only: no fentry or kprobe backend ships yet.
   bool fentry = false;
   std::string fentry_detail;
   bool kprobes = false;
@@ -54,13 +61,31 @@ struct SignalPath {
   std::string missing;  // what the kernel lacks, when !available
 };
 
+// The parts of the agent, which load and fail independently: the keepalive
+// counters, the socket audit (the scan), the state tracker (CLOSE_WAIT
+// ages and durations) and the keepalive policies (sockops).
+enum class Part { kKeepalive, kAudit, kStateTracker, kPolicies };
+inline constexpr Part kParts[] = {Part::kKeepalive, Part::kAudit, Part::kStateTracker,
+                                  Part::kPolicies};
+std::string_view part_name(Part p);  // "keepalive", "audit", "state_tracker", "policies"
+
+// What the kernel lacks for a part, "" when nothing: from the features
+// alone, before anything is loaded (the verifier may still refuse it).
+std::string part_gap(const Features& f, Part p);
+
 struct Plan {
   Backend backend = Backend::kAuto;  // never kAuto once planned
   std::vector<SignalPath> signals;
-  std::vector<std::string> programs;  // BPF programs to load and attach
+  std::vector<std::string> programs;  // keepalive programs to load and attach
+  // The keepalive part cannot run here (then no programs and every signal
+  // unobserved), and why.
+  std::string keepalive_gap;
+  // Which build of each object and which paths inside it (tka_compat.bpf.h).
+  bool plain_loads = false;    // the TKA_RO=1 builds (bpf_rdonly_cast)
+  bool cookie_helper = false;  // bpf_get_socket_cookie() in tracing programs
 };
 
-// Fails when a required signal cannot be observed, or when the requested
+// Fails when the kernel has no BTF (nothing can run), or when the requested
 // backend is not supported by this kernel; the message says which and why.
 Result<Plan> plan_for(const Features& f, Backend requested);
 

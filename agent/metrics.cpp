@@ -265,8 +265,9 @@ std::vector<MetricFamily> MetricsCollector::families(const Aggregator::Snapshot&
   auto dropped = family("tcpka_events_dropped_total",
                         "Events lost: ringbuf_full (kernel ring buffer full), socket_map_full "
                         "(no room to remember an unanswered socket: its recovery goes unseen), "
-                        "decode_error (malformed record), state_storage (a state change not "
-                        "recorded), close_wait_ringbuf_full (a CLOSE_WAIT duration lost).",
+                        "decode_error (malformed record), state_storage (a CLOSE_WAIT entry "
+                        "time or a first sighting not recorded: its age shows as unknown or a "
+                        "lower bound), close_wait_ringbuf_full (a CLOSE_WAIT duration lost).",
                         MetricType::Counter);
   const auto d = src_.drops();
   add(dropped, {{"reason", "ringbuf_full"}}, static_cast<double>(d[TKA_DROP_RINGBUF]));
@@ -320,6 +321,17 @@ std::vector<MetricFamily> MetricsCollector::families(const Aggregator::Snapshot&
   for (auto* f : {&build, &attached, &signals, &dropped, &start, &reload_ok, &reload_time,
                   &overflow, &removed, &tracked, &untracked}) {
     out.push_back(std::move(*f));
+  }
+  if (src_.parts) {
+    auto parts = family("tcpka_part_up",
+                        "1 when the part runs, 0 when it is off on this kernel (not supported, "
+                        "or its BPF programs were refused; the log and `tcpka check` say why). "
+                        "Parts: keepalive, audit, state_tracker, and policies when configured.",
+                        MetricType::Gauge);
+    for (const auto& p : src_.parts()) {
+      add(parts, {{"part", std::string(part_name(p.part))}}, p.on ? 1 : 0);
+    }
+    out.push_back(std::move(parts));
   }
   if (src_.http_dropped) {
     auto http = family("tcpka_http_connections_dropped_total",

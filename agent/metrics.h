@@ -16,6 +16,7 @@
 #include "k8s.h"
 #include "kernel_features.h"
 #include "sockops_policy.h"
+#include "startup.h"
 
 namespace tcpka {
 
@@ -61,6 +62,8 @@ struct MetricSources {
   PodLabeler pod_labels{};
   // The HTTP server's evicted and refused connections; may be empty.
   std::function<std::array<uint64_t, 2>()> http_dropped{};
+  // The parts of the agent and whether each runs; may be empty.
+  std::function<std::vector<PartState>()> parts{};
 };
 
 class MetricsCollector {

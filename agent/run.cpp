@@ -65,13 +65,13 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   const ListenAddress listen = parse_listen(cfg.listen).value();
 
   int status = kExitCannotRun;
-  auto plan = plan_start(cfg, probe_features(), &status);
-  if (!plan) {
-    std::fprintf(stderr, "tcpka: %s\n", plan.error().c_str());
+  const Features features = probe_features();
+  auto planned = plan_start(cfg, features, &status);
+  if (!planned) {
+    std::fprintf(stderr, "tcpka: %s\n", planned.error().c_str());
     return status;
   }
-  // Degraded: say so before anything else, once per signal not observed.
-  for (const auto& line : degraded_lines(*plan)) std::fprintf(stderr, "tcpka: %s\n", line.c_str());
+  Plan plan = std::move(planned.value());
   // Probe events without their socket's cgroup and direction: reading
   // those was ~36 ns of every keepalive expiry in the kernel. The aggregator
   // takes them from the socket's earlier events, else from the audit scan,
@@ -84,15 +84,50 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
                  "tcpka: not in the host's pid namespace: the audit sees only this namespace's "
                  "processes (on Kubernetes, run the DaemonSet with hostPID: true)\n");
   }
+
+  // The parts, each loaded on its own: one the kernel refuses leaves the
+  // others running (README, "Parts"). The state tracker first, so the audit
+  // reads its records; the keepalive programs after the audit, which labels
+  // their probes; the policies last, so the kills they cause are all seen.
+  std::vector<PartState> parts;
+  std::unique_ptr<StateTracker> tracker;
+  {
+    const std::string gap = part_gap(features, Part::kStateTracker);
+    Result<std::unique_ptr<StateTracker>> loaded =
+        gap.empty() ? StateTracker::load({plan.plain_loads, true, state_dir_if_possible(),
+                                          cfg.close_wait_ringbuf_bytes, cfg.close_wait_slots})
+                    : Result<std::unique_ptr<StateTracker>>(Error{gap});
+    parts.push_back(part_state(Part::kStateTracker, gap, loaded));
+    if (loaded) tracker = std::move(loaded.value());
+  }
+  std::unique_ptr<AuditBpf> auditor;
+  {
+    const std::string gap = part_gap(features, Part::kAudit);
+    Result<std::unique_ptr<AuditBpf>> loaded =
+        gap.empty() ? AuditBpf::load({plan.plain_loads, true, state_pin_if_possible(), tracker.get()})
+                    : Result<std::unique_ptr<AuditBpf>>(Error{gap});
+    parts.push_back(part_state(Part::kAudit, gap, loaded));
+    if (loaded) auditor = std::move(loaded.value());
+  }
+  const std::string audit_why = parts.back().why;
   // Nor the time: reading the clock was ~45 ns of each probe event. The
   // reader stamps a probe when it reads it, which is later, never earlier,
   // than the probe (all the aggregator needs: when a socket was last seen).
-  auto attached = attach_plan(cfg, std::move(plan.value()), !host_pids, false);
-  if (!attached) {
-    std::fprintf(stderr, "tcpka: %s\n", attached.error().c_str());
-    return kExitCannotRun;
+  const bool scan_labels = host_pids && auditor;
+  std::unique_ptr<KeepaliveBpf> bpf;
+  {
+    const std::string& gap = plan.keepalive_gap;
+    Result<Attached> loaded = gap.empty() ? attach_plan(cfg, plan, !scan_labels, false)
+                                          : Result<Attached>(Error{gap});
+    parts.push_back(part_state(Part::kKeepalive, gap, loaded));
+    if (loaded) {
+      bpf = std::move(loaded.value().bpf);
+    } else {
+      keepalive_off(&plan, parts.back().why);
+    }
   }
-  KeepaliveBpf& bpf = *attached->bpf;
+  if (tracker) tracker->keep_pin(cfg.state_persist);
+  if (auditor) auditor->keep_pin(cfg.state_persist);
   const auto root = find_cgroup2_mount();
   CgroupResolver cgroups(root.value_or(""));
   // Replaced whole when a reload changes --k8s-log-root.
@@ -108,26 +143,19 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   };
 
   Aggregator agg(cfg.max_series, cfg.max_sockets);
-  if (host_pids) agg.on_kernel_labels([&bpf](bool on) { bpf.set_probe_attribution(on); });
-  AgentCounters counters;
-
-  // The audit: state tracking from now on, and a first scan before serving.
-  auto audit =
-      AuditBpf::load({true, true, state_pin_if_possible(), true, cfg.close_wait_ringbuf_bytes,
-                      cfg.close_wait_slots});
-  if (!audit) {
-    std::fprintf(stderr, "tcpka: %s\n", audit.error().c_str());
-    return 1;
+  if (scan_labels && bpf) {
+    agg.on_kernel_labels([b = bpf.get()](bool on) { b->set_probe_attribution(on); });
   }
-  AuditBpf& auditor = *audit.value();
-  auditor.keep_pin(cfg.state_persist);
+  AgentCounters counters;
   AuditMetrics audit_metrics(cfg.idle_threshold);
-  if (auto r = auditor.open_events([&](double seconds, uint64_t cgroup_id) {
-        audit_metrics.observe_close_wait(cgroups.path(cgroup_id), seconds);
-      });
-      !r) {
-    std::fprintf(stderr, "tcpka: %s\n", r.error().c_str());
-    return 1;
+  if (tracker) {
+    if (auto r = tracker->open_events([&](double seconds, uint64_t cgroup_id) {
+          audit_metrics.observe_close_wait(cgroups.path(cgroup_id), seconds);
+        });
+        !r) {
+      std::fprintf(stderr, "tcpka: %s\n", r.error().c_str());
+      return 1;
+    }
   }
   const unsigned hz = kernel_hz();
   std::mutex scan_mu;
@@ -136,8 +164,9 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   // only counts them (audit_metrics), and at 50,000 sockets sorting and
   // joining were half of its cost.
   auto scan_rows = [&](bool display) -> Result<std::vector<AuditRow>> {
+    if (!auditor) return Error{"the audit part is off: " + audit_why};
     std::lock_guard lock(scan_mu);
-    auto recs = auditor.scan();
+    auto recs = auditor->scan();
     if (!recs) return Error{recs.error()};
     auto rows = decode_scan(
         *recs, hz, [&](uint64_t id) { return cgroups.path(id); }, display);
@@ -151,63 +180,107 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     return rows;
   };
 
-  // Policies after the observer, so the kills they cause are all seen.
   PolicySet policies(cfg.keepalive_persist);
-  {
+  if (!cfg.policies.empty()) {
     auto wanted = resolve_all(cfg.policies, root.value_or(""));
     if (!wanted) {
       std::fprintf(stderr, "tcpka: %s\n", wanted.error().c_str());
       return 2;
     }
-    if (auto r = policies.reconcile(*wanted); !r) {
+    // The kernel refusing the program turns the part off; a policy that
+    // cannot be applied for another reason (another agent holds the cgroup)
+    // is a configuration error, as it always was.
+    std::string gap = part_gap(features, Part::kPolicies);
+    Result<void> loads = gap.empty() ? probe_sockops_load("tka_sockops") : Result<void>{};
+    if (!gap.empty() || !loads) {
+      parts.push_back({Part::kPolicies, false,
+                       gap.empty() ? loads.error() : "the kernel lacks it: " + gap});
+    } else if (auto r = policies.reconcile(*wanted); !r) {
       std::fprintf(stderr, "tcpka: keepalive policy: %s\n", r.error().c_str());
       return 1;
+    } else {
+      parts.push_back({Part::kPolicies, true, ""});
+    }
+  }
+  if (!tracker && !auditor && !bpf) {
+    std::fprintf(stderr, "tcpka: cannot run: no part loads on this kernel\n");
+    for (const auto& line : part_lines(parts)) std::fprintf(stderr, "tcpka: %s\n", line.c_str());
+    return kExitCannotRun;
+  }
+  // Degraded: say so before anything else, once per part or signal off.
+  for (const auto& line : part_lines(parts)) std::fprintf(stderr, "tcpka: %s\n", line.c_str());
+  for (const auto& line : degraded_lines(plan)) std::fprintf(stderr, "tcpka: %s\n", line.c_str());
+  if (cfg.strict) {
+    if (auto r = require_every_part(parts); !r) {
+      std::fprintf(stderr, "tcpka: %s\n", r.error().c_str());
+      return kExitStrict;
     }
   }
 
-  if (auto r = bpf.open_events([&](const void* data, size_t size) {
-        Event e;
-        if (!decode_event(data, size, &e)) {
-          counters.decode_errors.fetch_add(1, std::memory_order_relaxed);
-          return;
-        }
-        if (!e.ts_ns) e.ts_ns = monotonic_ns();  // a probe, unstamped (see attach_plan)
-        agg.add(e, [&cgroups](uint64_t id) { return cgroups.path(id); });
-      });
-      !r) {
-    std::fprintf(stderr, "tcpka: %s\n", r.error().c_str());
-    return 1;
+  if (bpf) {
+    if (auto r = bpf->open_events([&](const void* data, size_t size) {
+          Event e;
+          if (!decode_event(data, size, &e)) {
+            counters.decode_errors.fetch_add(1, std::memory_order_relaxed);
+            return;
+          }
+          if (!e.ts_ns) e.ts_ns = monotonic_ns();  // a probe, unstamped (see attach_plan)
+          agg.add(e, [&cgroups](uint64_t id) { return cgroups.path(id); });
+        });
+        !r) {
+      std::fprintf(stderr, "tcpka: %s\n", r.error().c_str());
+      return 1;
+    }
   }
 
   // The server, for its counters, once it runs (scrapes read it from its
   // own threads).
   std::atomic<const HttpServer*> http{nullptr};
+  // The programs of the parts that run.
+  auto collector_programs = [&] {
+    std::vector<ProgramState> p;
+    if (bpf) p = bpf->programs();
+    if (auditor) {
+      for (auto& a : auditor->programs()) p.push_back(std::move(a));
+    }
+    if (tracker) {
+      for (auto& a : tracker->programs()) p.push_back(std::move(a));
+    }
+    return p;
+  };
   MetricsCollector collector(
-      agg, AgentInfo{TCPKA_VERSION, TCPKA_REVISION, attached->plan, started},
-      MetricSources{[&] {
-                      auto p = bpf.programs();
-                      for (auto& a : auditor.programs()) p.push_back(std::move(a));
-                      return p;
+      agg, AgentInfo{TCPKA_VERSION, TCPKA_REVISION, plan, started},
+      MetricSources{collector_programs,
+                    [&] {
+                      return bpf ? bpf->drops() : std::array<uint64_t, TKA_DROP__COUNT>{};
                     },
-                    [&bpf] { return bpf.drops(); }, [&policies] { return policies.stats(); },
-                    [&auditor] { return auditor.drops(); },
+                    [&policies] { return policies.stats(); },
+                    [&] {
+                      const auto t = tracker ? tracker->drops()
+                                             : std::array<uint64_t, TKA_STATE_DROP__COUNT>{};
+                      const uint64_t seen = auditor ? auditor->drops() : 0;
+                      return std::array<uint64_t, 2>{t[TKA_STATE_DROP_MORE_FULL] + seen,
+                                                     t[TKA_STATE_DROP_RINGBUF]};
+                    },
                     [&] { return audit_metrics.families(pod_labels); }, pod_labels,
                     [&http] {
                       const HttpServer* s = http.load();
                       return s ? std::array<uint64_t, 2>{s->evicted(), s->refused()}
                                : std::array<uint64_t, 2>{};
-                    }},
+                    },
+                    [&parts] { return parts; }},
       counters);
 
   counters.reload_success_time = unix_now();
   std::atomic<bool> stop{false};
   std::atomic<uint32_t> audit_interval{cfg.audit_interval};
-  std::atomic<bool> polling{true};
-  if (auto rows = scan_rows(false); rows) {
-    audit_metrics.update(*rows);
-  } else {
-    std::fprintf(stderr, "tcpka: audit scan: %s\n", rows.error().c_str());
-    return 1;
+  if (auditor) {
+    if (auto rows = scan_rows(false); rows) {
+      audit_metrics.update(*rows);
+    } else {
+      std::fprintf(stderr, "tcpka: audit scan: %s\n", rows.error().c_str());
+      return 1;
+    }
   }
   // The readers sleep in epoll for up to a second: the BPF programs submit
   // without a wake-up (one per event, an irq_work each, tripled the state
@@ -217,25 +290,30 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   // was did not make counting exact: the probes it seemed to lose never
   // reached BPF at all (RESULTS.md, "Probes BPF is not shown").
   constexpr int kPollMs = 1000;
+  // Whether each reader still reads its ring (a failed poll ends it).
+  std::atomic<bool> polling{true}, tracker_polling{true};
   std::thread audit_poller([&] {
+    if (!tracker) return;
     while (!stop.load()) {
-      const int n = auditor.poll(kPollMs);
+      const int n = tracker->poll(kPollMs);
       if (n < 0 && n != -EINTR) {
-        std::fprintf(stderr, "tcpka: audit ring buffer poll failed: %s\n", strerror(-n));
+        std::fprintf(stderr, "tcpka: state tracker ring buffer poll failed: %s\n", strerror(-n));
+        tracker_polling = false;
         break;
       }
     }
-    auditor.consume();
+    tracker->consume();
   });
   std::thread poller([&] {
+    if (!bpf) return;
     while (!stop.load()) {
-      const int n = bpf.poll(kPollMs);
+      const int n = bpf->poll(kPollMs);
       if (n < 0 && n != -EINTR) {
         std::fprintf(stderr, "tcpka: ring buffer poll failed: %s\n", strerror(-n));
+        polling = false;
         break;
       }
     }
-    polling = false;
   });
 
   std::map<std::string, HttpHandler> routes;
@@ -245,6 +323,10 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   routes["/sockets"] = [&](const HttpRequest& req) {
     auto filter = parse_filter_query(req.query);
     if (!filter) return HttpResponse{400, "text/plain; charset=utf-8", filter.error() + "\n"};
+    if (!auditor) {
+      return HttpResponse{503, "text/plain; charset=utf-8",
+                          "the audit part is off: " + audit_why + "\n"};
+    }
     auto rows = scan_rows(true);
     if (!rows) return HttpResponse{500, "text/plain; charset=utf-8", rows.error() + "\n"};
     std::vector<AuditRow> shown;
@@ -253,10 +335,14 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     }
     return HttpResponse{200, "application/json", rows_to_json(shown)};
   };
+  // 200 while every part that started runs: "ok", or "degraded: ..." when
+  // a part or signal is off on this kernel (restarting would not help, so
+  // a liveness probe must not fail on it); 503 once a part that started
+  // stopped (README, "Health").
   routes["/healthz"] = [&](const HttpRequest&) {
-    bool ok = polling.load();
-    for (const auto& p : bpf.programs()) ok = ok && p.attached;
-    return ok ? HttpResponse{200, "text/plain; charset=utf-8", "ok\n"}
+    bool ok = polling.load() && tracker_polling.load();
+    for (const auto& p : collector_programs()) ok = ok && p.attached;
+    return ok ? HttpResponse{200, "text/plain; charset=utf-8", health_text(plan, parts) + "\n"}
               : HttpResponse{503, "text/plain; charset=utf-8", "not attached or not polling\n"};
   };
   routes["/"] = [](const HttpRequest&) {
@@ -292,7 +378,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   }
   http = server.value().get();
   std::fprintf(stderr, "tcpka: serving %s on %s (backend %s)\n", tls ? "https" : "http",
-               cfg.listen.c_str(), std::string(backend_name(attached->plan.backend)).c_str());
+               cfg.listen.c_str(), std::string(backend_name(plan.backend)).c_str());
 
   // The periodic scan sleeps until it is due, or until stop or a SIGHUP
   // with a new interval wakes it. Probes of a socket no scan has shown yet
@@ -308,6 +394,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   std::thread scanner([&] {
     auto last = std::chrono::steady_clock::now();
     std::unique_lock lock(scanner_mu);
+    while (!auditor && !stop.load()) scanner_cv.wait(lock);
     while (!stop.load()) {
       const auto interval = std::chrono::seconds(audit_interval.load());
       const auto next = last + interval;
@@ -393,7 +480,8 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
       std::lock_guard lock(pods_mu);
       pods = std::move(fresh);
     }
-    auditor.keep_pin(want.state_persist);
+    if (auditor) auditor->keep_pin(want.state_persist);
+    if (tracker) tracker->keep_pin(want.state_persist);
     server.value()->set_web(std::move(web));
     web_watch = std::move(next_watch);
     for (const auto& key : plan.restart) {

@@ -19,16 +19,12 @@
 #include <sstream>
 #include <thread>
 
+#include "bpf_object.h"
 #include "sockops.skel.h"
 
 namespace tcpka {
 
 namespace {
-
-std::string errstr(int err) {
-  return strerror(err < 0 ? -err : err);
-}
-
 
 bool bpffs_mounted(const char* dir) {
   struct statfs fs {};
@@ -57,16 +53,19 @@ int our_programs_on(int cgroup_fd) {
 
 // Opens and loads sockops.bpf.c with only `program` autoloaded.
 Result<sockops_bpf*> load_sockops(const char* program, const tka_policy& values) {
+  capture_libbpf_log();
   sockops_bpf* skel = sockops_bpf__open();
   if (!skel) return Error{"opening the sockops BPF object failed: " + errstr(errno)};
   bpf_program* prog;
   bpf_object__for_each_program(prog, skel->obj) {
     bpf_program__set_autoload(prog, std::string(bpf_program__name(prog)) == program);
   }
+  if (test_refuses(Part::kPolicies)) load_as_refused(skel->obj);
   if (int err = sockops_bpf__load(skel); err) {
     sockops_bpf__destroy(skel);
-    return Error{std::string("loading ") + program + " failed: " + errstr(err)};
+    return Error{std::string("loading ") + program + " failed: " + errstr(err) + take_log_tail(25)};
   }
+  take_log_tail(0);
   const __u32 zero = 0;
   if (bpf_map_update_elem(bpf_map__fd(skel->maps.tka_policy_map), &zero, &values, BPF_ANY) != 0) {
     const int err = errno;
@@ -237,12 +236,10 @@ std::vector<PolicySet::Stats> PolicySet::stats() const {
   return out;
 }
 
-Result<void> probe_sockops_load() {
-  for (const char* prog : {"tka_sockops", "tka_iter_apply"}) {
-    auto skel = load_sockops(prog, tka_policy{});
-    if (!skel) return Error{skel.error()};
-    sockops_bpf__destroy(*skel);
-  }
+Result<void> probe_sockops_load(const char* program) {
+  auto skel = load_sockops(program, tka_policy{});
+  if (!skel) return Error{skel.error()};
+  sockops_bpf__destroy(*skel);
   return {};
 }
 

@@ -81,8 +81,9 @@ class PolicySet {
   std::map<uint64_t, std::unique_ptr<SockopsPolicy>> by_cgroup_;
 };
 
-// Loads (never attaches) the sockops and iter/tcp programs: `tcpka check`.
-Result<void> probe_sockops_load();
+// Loads (never attaches) one program of sockops.bpf.c, tka_sockops (the
+// policies) or tka_iter_apply (their retrofit): `tcpka check`.
+Result<void> probe_sockops_load(const char* program);
 
 // Detaches and unpins the persistent policy of a cgroup. false: there was none.
 Result<bool> remove_persistent(const CgroupDir& dir);

@@ -88,10 +88,11 @@ Result<Attached> attach_plan(const RunConfig& cfg, Plan plan, bool probe_attribu
   return Attached{std::move(plan), std::move(bpf.value())};
 }
 
-Result<Attached> load_and_attach(const RunConfig& cfg, int* status) {
-  auto plan = plan_start(cfg, probe_features(), status);
+Result<Attached> load_and_attach(const RunConfig& cfg, const Features& features, int* status) {
+  auto plan = plan_start(cfg, features, status);
   if (!plan) return Error{plan.error()};
   *status = kExitCannotRun;
+  if (!plan->keepalive_gap.empty()) return Error{"the keepalive part cannot run: " + plan->keepalive_gap};
   return attach_plan(cfg, std::move(plan.value()));
 }
 
@@ -103,6 +104,58 @@ std::vector<std::string> degraded_lines(const Plan& plan) {
                   "its series are left out (--strict refuses to start instead)");
   }
   return out;
+}
+
+void keepalive_off(Plan* plan, const std::string& why) {
+  for (auto& s : plan->signals) {
+    s.available = false;
+    s.missing = "the keepalive part is off";
+  }
+  plan->programs.clear();
+  if (plan->keepalive_gap.empty()) plan->keepalive_gap = why;
+}
+
+std::vector<std::string> part_lines(const std::vector<PartState>& parts) {
+  std::vector<std::string> out;
+  for (const auto& p : parts) {
+    if (p.on) continue;
+    out.push_back("degraded: part " + std::string(part_name(p.part)) +
+                  " is OFF: " + p.why + " (tcpka_part_up shows it with value 0; --strict "
+                  "refuses to start instead)");
+  }
+  return out;
+}
+
+bool degraded(const Plan& plan, const std::vector<PartState>& parts) {
+  for (const auto& p : parts) {
+    if (!p.on) return true;
+  }
+  return !unobserved(plan).empty();
+}
+
+Result<void> require_every_part(const std::vector<PartState>& parts) {
+  std::string list;
+  for (const auto& p : parts) {
+    if (!p.on) list += (list.empty() ? "" : "; ") + std::string(part_name(p.part)) + " (" + p.why + ")";
+  }
+  if (list.empty()) return {};
+  return Error{"--strict: refusing to start without every part; off: " + list};
+}
+
+std::string health_text(const Plan& plan, const std::vector<PartState>& parts) {
+  std::string off;
+  for (const auto& p : parts) {
+    if (!p.on) off += (off.empty() ? "" : ", ") + std::string("part ") + std::string(part_name(p.part));
+  }
+  // Without the keepalive part no signal is observed: the part says it.
+  bool keepalive_on = true;
+  for (const auto& p : parts) keepalive_on = keepalive_on && (p.part != Part::kKeepalive || p.on);
+  for (const auto& s : plan.signals) {
+    if (!s.available && keepalive_on) {
+      off += (off.empty() ? "" : ", ") + std::string("signal ") + s.signal;
+    }
+  }
+  return off.empty() ? "ok" : "degraded: " + off + " off";
 }
 
 SignalWaiter::SignalWaiter() {

@@ -52,11 +52,43 @@ Result<Plan> plan_start(const RunConfig& cfg, const Features& features, int* sta
 // see LoadOptions (`tcpka run` labels and stamps probes itself).
 Result<Attached> attach_plan(const RunConfig& cfg, Plan plan, bool probe_attribution = true,
                              bool probe_time = true);
-// Both, for the commands that need no distinction (watch).
-Result<Attached> load_and_attach(const RunConfig& cfg, int* status);
+// Both, for the commands that need the keepalive part (watch): it failing
+// is an error.
+Result<Attached> load_and_attach(const RunConfig& cfg, const Features& features, int* status);
 
 // One log line per signal the plan does not observe; empty when none.
 std::vector<std::string> degraded_lines(const Plan& plan);
+
+// A part of the agent as it runs in this process: on, or off and why (what
+// the kernel lacks, or the load's error with the verifier's words).
+struct PartState {
+  Part part = Part::kKeepalive;
+  bool on = false;
+  std::string why;  // when off
+};
+
+// The state of a part from its gap (part_gap()) and, when there is none,
+// the result of loading it.
+template <typename T>
+PartState part_state(Part p, const std::string& gap, const Result<T>& loaded) {
+  if (!gap.empty()) return {p, false, "the kernel lacks it: " + gap};
+  if (!loaded) return {p, false, loaded.error()};
+  return {p, true, ""};
+}
+
+// The keepalive part did not load: every signal of the plan is unobserved,
+// for that reason.
+void keepalive_off(Plan* plan, const std::string& why);
+
+// One log line per part that is off; empty when none.
+std::vector<std::string> part_lines(const std::vector<PartState>& parts);
+// Whether anything is off: a part, or a signal of the plan.
+bool degraded(const Plan& plan, const std::vector<PartState>& parts);
+// --strict: an error naming every part that is off, if any.
+Result<void> require_every_part(const std::vector<PartState>& parts);
+// What /healthz says while every part that started still runs: "ok", or
+// "degraded: " and what is off (README, "Health").
+std::string health_text(const Plan& plan, const std::vector<PartState>& parts);
 
 // Blocks SIGINT, SIGTERM and SIGHUP in this thread and every thread created
 // after it, so they are only ever taken by wait().

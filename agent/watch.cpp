@@ -3,18 +3,19 @@
 #include <cstdio>
 #include <cstring>
 
-#include "audit.h"
 #include "cgroup.h"
 #include "commands.h"
 #include "event.h"
 #include "startup.h"
+#include "state_tracker.h"
 
 namespace tcpka {
 
 int run_watch(const RunConfig& cfg, bool json) {
   SignalWaiter signals;
   int status = kExitCannotRun;
-  auto attached = load_and_attach(cfg, &status);
+  const Features features = probe_features();
+  auto attached = load_and_attach(cfg, features, &status);
   if (!attached) {
     std::fprintf(stderr, "tcpka: %s\n", attached.error().c_str());
     return status;
@@ -24,11 +25,17 @@ int run_watch(const RunConfig& cfg, bool json) {
   }
   // The state tracker assigns socket cookies as connections establish, so
   // probe events of sockets opened from now on carry one (the kernel
-  // assigns cookies lazily; the timer hooks cannot ask for one).
-  auto tracker = AuditBpf::load(AuditOptions{true, false, "", true});
-  if (!tracker) {
-    std::fprintf(stderr, "tcpka: %s\n", tracker.error().c_str());
-    return 1;
+  // assigns cookies lazily; the timer hooks cannot ask for one). Without
+  // it (before Linux 5.12) events carry the cookies others asked for.
+  std::unique_ptr<StateTracker> tracker;
+  if (part_gap(features, Part::kStateTracker).empty()) {
+    auto t = StateTracker::load({attached->plan.plain_loads, true, "", 0, 0});
+    if (t) {
+      tracker = std::move(t.value());
+    } else {
+      std::fprintf(stderr, "tcpka: the state tracker is off, events carry fewer cookies: %s\n",
+                   t.error().c_str());
+    }
   }
   CgroupResolver cgroups(find_cgroup2_mount().value_or(""));
   bool out_closed = false;

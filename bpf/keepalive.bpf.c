@@ -2,17 +2,18 @@
 /*
  * keepalive.bpf.c: what the kernel's TCP keepalive machinery does, per socket.
  *
- * Observes (all tp_btf, no kprobe/fentry needed):
+ * Observes (all tp_btf, no kprobe/fentry needed; Linux 5.10 on):
  *  - probes: the expiry of a socket's sk_timer whose function is
  *    tcp_keepalive_timer (timer_expire_entry/exit bracket). icsk_probes_out
  *    rising across the bracket means tcp_write_wakeup() sent one probe.
  *  - recovered: a socket that had >= 2 probes out (one went unanswered for a
  *    whole interval) and is back at 0 at its next keepalive expiry. Such
  *    sockets, and only those, are remembered in tka_probed.
- *  - kills by timeout, two interchangeable ways chosen by rodata kill_mode:
- *    the reset reason SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT on tcp_send_reset
- *    (6.10+), or an error report inside the keepalive-timer bracket (any
- *    kernel with the tracepoint).
+ *  - kills by timeout, two interchangeable programs on tcp_send_reset, one
+ *    loaded: the reset reason SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT (6.12+;
+ *    tka_send_reset), or an active reset inside the keepalive-timer bracket
+ *    of a socket that is not an orphan in FIN_WAIT2 (any kernel;
+ *    tka_reset_bracket). tcp_keepalive_timer sends no other active reset.
  *  - kills by reset: tcp_receive_reset while keepalive probes are out.
  *  - gone: tcp_destroy_sock for sockets with keepalive on (only those can
  *    have been probed), so the agent can forget them.
@@ -25,15 +26,13 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "tcpka.h"
+#include "include/tka_compat.bpf.h"
 #include "include/tka_sock.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 /* Static function: libbpf resolves the address from /proc/kallsyms. */
 extern const void tcp_keepalive_timer __ksym;
-
-/* How timeout kills are recognised; set by the agent before load. */
-const volatile __u32 tka_kill_mode = TKA_KILL_RESET_REASON;
 
 /* Events lost in the kernel, by enum tka_drop_reason; read by the agent. */
 __u64 tka_drops[TKA_DROP__COUNT];
@@ -77,21 +76,6 @@ struct tka_hot tka_hot SEC(".data.tka_hot") __attribute__((aligned(64))) = {
  */
 #define TKA_UNANSWERED_BUCKETS_LOG2 12
 __u32 tka_unanswered_in[1 << TKA_UNANSWERED_BUCKETS_LOG2] SEC(".data.tka_unanswered_in");
-
-/*
- * A socket's address as a number (addr), for its bucket: its distance from a
- * fixed address, tka_unanswered_in's. The verifier allows no arithmetic on a
- * pointer but adding and subtracting a number, nor reading a spilled one in
- * parts; but the difference of two pointers is a number to a program loaded
- * with CAP_PERFMON, which the agent needs anyway (the timer bracket keeps
- * the socket's address in a map). No helper call: tcp_destroy_sock runs this
- * for every socket end while any socket has an unanswered probe, and it cost
- * ~8-24 ns more with bpf_probe_read_kernel() (tests/bench/RESULTS.md).
- */
-static __always_inline __u64 tka_addr(const void *sk)
-{
-	return (__u64)sk - (__u64)tka_unanswered_in;
-}
 
 static __always_inline __u32 *tka_unanswered_bucket(__u64 addr)
 {
@@ -142,13 +126,16 @@ struct {
 /* The keepalive-timer callback running on this CPU, if any. */
 struct tka_bracket {
 	__u64 sk;            /* struct sock address, 0 when none */
-	__u16 sport;         /* local port at entry (before 6.10 only): tcp_done() may clear it */
-	__u8 state;          /* TCP state at entry (before 6.10 only): CLOSE once tcp_done() ran */
+	__u64 cgroup;        /* the socket's struct cgroup (0: the root's), read at entry */
 	__u8 probes_before;  /* icsk_probes_out at entry */
 	__u8 killed;         /* a kill was seen inside the callback */
 	__u8 direction;      /* enum tka_direction, read at entry */
-	__u8 pad[2];
-	__u64 cgroup;        /* the socket's struct cgroup, read at entry; 0: not read */
+	__u8 attributed;     /* cgroup and direction were read at entry */
+	__u8 pad[4];
+	/* tka_num()'s slots, one per program: a program may run inside
+	 * another's bracket (tcp_destroy_sock inside the timer callback).
+	 */
+	__u64 num_entry, num_exit, num_reset, num_recv, num_destroy;
 };
 
 struct {
@@ -157,9 +144,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct tka_bracket);
 } tka_bracket_map SEC(".maps");
-
-/* Local flavour so this builds against any vmlinux.h; CO-RE resolves it. */
-enum sk_rst_reason___tka { SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT___tka = 15 };
 
 static __always_inline void tka_count_drop(__u32 reason)
 {
@@ -230,11 +214,11 @@ static __always_inline bool tka_same_sock(const struct tka_probed_val *v, __u32 
  * socket can race tcp_destroy_sock from close() on another CPU, and only one
  * delete wins.
  */
-static __always_inline bool tka_forget(__u64 key, __u64 addr)
+static __always_inline bool tka_forget(__u64 key)
 {
 	if (bpf_map_delete_elem(&tka_probed, &key))
 		return false;
-	__sync_fetch_and_add(tka_unanswered_bucket(addr), -1);
+	__sync_fetch_and_add(tka_unanswered_bucket(key), -1);
 	__sync_fetch_and_add(&tka_hot.unanswered, -1);
 	return true;
 }
@@ -258,7 +242,7 @@ static __always_inline void tka_remember(__u64 key, __u32 portpair, __u64 cookie
 		return;
 	}
 	/* The bucket first: a reader that sees the total sees the bucket. */
-	__sync_fetch_and_add(tka_unanswered_bucket(tka_addr((void *)key)), 1);
+	__sync_fetch_and_add(tka_unanswered_bucket(key), 1);
 	__sync_fetch_and_add(&tka_hot.unanswered, 1);
 }
 
@@ -270,6 +254,12 @@ static __always_inline struct tka_bracket *tka_bracket(void)
 }
 
 
+/* The socket whose keepalive timer this is, as an address. */
+static __always_inline __u64 tka_timer_sock(__u64 *slot, const struct timer_list *timer)
+{
+	return tka_num(slot, timer) - tka_keepalive_timer_offset();
+}
+
 SEC("tp_btf/timer_expire_entry")
 int BPF_PROG(tka_timer_entry, struct timer_list *timer)
 {
@@ -277,17 +267,17 @@ int BPF_PROG(tka_timer_entry, struct timer_list *timer)
 	if (timer->function != (void *)&tcp_keepalive_timer)
 		return 0;
 
-	const struct sock *sk = (void *)timer - bpf_core_field_offset(struct sock, sk_timer);
 	struct tka_bracket *b = tka_bracket();
-	__u64 key = (__u64)sk;
-	/* Plain loads (tka_ro), each field once: the lines are cold, a
-	 * second since this socket last ran.
-	 */
-	const struct sock *s = tka_ro(struct sock, sk);
-	__u8 probes = tka_ro(struct inet_connection_sock, sk)->icsk_probes_out;
 
 	if (!b)
 		return 0;
+	__u64 key = tka_timer_sock(&b->num_entry, timer);
+	/* Each field once: the lines are cold, a second since this socket
+	 * last ran.
+	 */
+	const struct sock *s = TKA_VIEW(struct sock, key);
+	__u8 probes = TKA_F(TKA_VIEW(struct inet_connection_sock, key), icsk_probes_out);
+
 	b->sk = key;
 	b->probes_before = probes;
 	b->killed = 0;
@@ -297,44 +287,27 @@ int BPF_PROG(tka_timer_entry, struct timer_list *timer)
 	 * but here their misses overlap with this program's own miss on the
 	 * socket, where at exit each one stalled the event on its own.
 	 * Measured: exit ~300 -> ~210 ns per probe, entry +30-40 ns
-	 * (tests/bench/RESULTS.md). Of the cgroup only its address (0: not
-	 * attributed): the exit reads the id from it, as the cgroup and its
-	 * kernfs node are shared by the cgroup's sockets and stay cached, where
-	 * here those two loads waited for the socket's cold line (~5 ns per
-	 * probe).
+	 * (tests/bench/RESULTS.md). Of the cgroup only its address: the exit
+	 * reads the id from it, as the cgroup and its kernfs node are shared by
+	 * the cgroup's sockets and stay cached, where here those two loads
+	 * waited for the socket's cold line (~5 ns per probe).
 	 */
-	b->cgroup = 0;
-	if (tka_hot.probe_attribution) {
-		b->cgroup = (__u64)s->sk_cgrp_data.cgroup;
-		b->direction = tka_direction_of(s->sk_max_ack_backlog);
-	}
-	if (tka_kill_mode == TKA_KILL_TIMER_BRACKET) {
-		/* tka_err_report reports a kill after tcp_done() made the
-		 * socket CLOSE and maybe gave its port back: keep both as they
-		 * were. One more cold line, only on kernels before 6.10.
-		 */
-		__u32 portpair = s->__sk_common.skc_portpair;
-
-		/* skc_portpair is the union of skc_dport and skc_num, in that order. */
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-		b->sport = portpair >> 16;
-#else
-		b->sport = portpair & 0xffff;
-#endif
-		b->state = s->__sk_common.skc_state;
+	b->attributed = tka_hot.probe_attribution ? 1 : 0;
+	if (b->attributed) {
+		b->cgroup = tka_sock_cgroup((const void *)key);
+		b->direction = tka_direction_of(TKA_F(s, sk_max_ack_backlog));
 	}
 
 	/* Only an ACK resets icsk_probes_out (tcp_ack): the peer answered. */
 	if (probes == 0 && tka_hot.unanswered) {
-		__u64 addr = tka_addr(sk);
-		struct tka_probed_val *v = tka_maybe_probed(addr) ? bpf_map_lookup_elem(&tka_probed, &key) : NULL;
+		struct tka_probed_val *v = tka_maybe_probed(key) ? bpf_map_lookup_elem(&tka_probed, &key) : NULL;
 
 		if (v) {
-			bool same = tka_same_sock(v, s->__sk_common.skc_portpair,
-						  s->__sk_common.skc_cookie.counter);
+			bool same = tka_same_sock(v, TKA_F(s, __sk_common.skc_portpair),
+						  TKA_F(s, __sk_common.skc_cookie.counter));
 
-			if (tka_forget(key, addr) && same)
-				tka_emit(sk, TKA_EV_RECOVERED, TKA_OUTCOME_NONE, 0, 0);
+			if (tka_forget(key) && same)
+				tka_emit((const void *)key, TKA_EV_RECOVERED, TKA_OUTCOME_NONE, 0, 0);
 		}
 	}
 	return 0;
@@ -348,18 +321,18 @@ int BPF_PROG(tka_timer_exit, struct timer_list *timer)
 	 * anything through the pointer.
 	 */
 	struct tka_bracket *b = tka_bracket();
-	__u64 key = (__u64)timer - bpf_core_field_offset(struct sock, sk_timer);
 
-	if (!b || !b->sk || b->sk != key)
+	if (!b || !b->sk || b->sk != tka_timer_sock(&b->num_exit, timer))
 		return 0;
+	__u64 key = b->sk;
+
 	b->sk = 0;
 	/* A killed socket may already be freed: read nothing more from it. */
 	if (b->killed)
 		return 0;
 
-	const struct sock *sk = (void *)key;
-	const struct sock *s = tka_ro(struct sock, sk);
-	__u8 probes = tka_ro(struct inet_connection_sock, sk)->icsk_probes_out;
+	const struct sock *s = TKA_VIEW(struct sock, key);
+	__u8 probes = TKA_F(TKA_VIEW(struct inet_connection_sock, key), icsk_probes_out);
 
 	/* Unchanged: idle time not reached, data in flight, or the probe was
 	 * held back by local congestion (retried at TCP_RESOURCE_PROBE_INTERVAL).
@@ -377,7 +350,9 @@ int BPF_PROG(tka_timer_exit, struct timer_list *timer)
 	 * made: another socket here has 0, never more than probes_before. A
 	 * freed one kept the count it had, and it died without this probe if
 	 * the count did not grow. So no identity check at the entry, which would
-	 * cost it one more cold line (skc_portpair).
+	 * cost it one more cold line (skc_portpair). The reads cannot fault:
+	 * plain loads through tka_ro are covered by the exception table, and
+	 * the compat build reads with bpf_probe_read_kernel.
 	 */
 	if (probes <= b->probes_before)
 		return 0;
@@ -385,7 +360,7 @@ int BPF_PROG(tka_timer_exit, struct timer_list *timer)
 	 * answers every probe, so probes_out only ever goes 0 -> 1.
 	 */
 	if (probes >= 2)
-		tka_remember(key, s->__sk_common.skc_portpair, s->__sk_common.skc_cookie.counter);
+		tka_remember(key, TKA_F(s, __sk_common.skc_portpair), TKA_F(s, __sk_common.skc_cookie.counter));
 
 	/* Probes are the bulk of the events: no wake-up per probe (each one an
 	 * irq_work, ~12 us under a burst). The agent drains the ring at least
@@ -403,17 +378,16 @@ int BPF_PROG(tka_timer_exit, struct timer_list *timer)
 	__u64 cgroup_id = 0;
 	__u8 direction = TKA_DIR_UNKNOWN;
 
-	if (b->cgroup) {
+	if (b->attributed) {
 		/* The socket is alive (its probe count grew, no kill): it
 		 * still holds its cgroup. Were it freed by a close() on another
 		 * CPU since, the cgroup is freed only after an RCU grace
-		 * period, which this softirq holds back; and the loads cannot
-		 * fault (tka_ro).
+		 * period, which this softirq holds back.
 		 */
-		cgroup_id = tka_ro(struct cgroup, (void *)b->cgroup)->kn->id;
+		cgroup_id = tka_cgroup_id_at(b->cgroup);
 		direction = b->direction;
 	}
-	tka_fill_attr(e, sk, TKA_EV_PROBE, cgroup_id, direction);
+	tka_fill_attr(e, (const void *)key, TKA_EV_PROBE, cgroup_id, direction);
 	/* Reading the clock was ~45 ns of this program (tests/bench/RESULTS.md):
 	 * the agent stamps the probe when it reads it; `tcpka watch` asks for
 	 * the kernel's time.
@@ -423,19 +397,29 @@ int BPF_PROG(tka_timer_exit, struct timer_list *timer)
 	return 0;
 }
 
-static __always_inline void tka_mark_killed(const struct sock *sk)
+/* A keepalive kill of sk: the exit must not read the socket again. */
+static __always_inline void tka_kill_timeout(struct tka_bracket *b, const struct sock *sk)
 {
-	struct tka_bracket *b = tka_bracket();
+	/* tcp_write_err() follows and reports sk_err_soft ?: ETIMEDOUT. */
+	__s32 err = TKA_F(TKA_VIEW(struct sock, sk), sk_err_soft);
 
-	if (b && b->sk == (__u64)sk)
+	if (b)
 		b->killed = 1;
+	tka_emit(sk, TKA_EV_KILL, TKA_OUTCOME_TIMEOUT, err ? err : TKA_ETIMEDOUT, tka_cookie(sk));
 }
 
-/* Kill by timeout, 6.10+: tcp_keepalive_timer resets with its own reason. */
+/* Local flavour: kernels before 6.10 have no enum sk_rst_reason; CO-RE
+ * resolves the value on the running kernel.
+ */
+enum sk_rst_reason___tka { SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT___tka = 15 };
+
+/* Kill by timeout, 6.12+: tcp_keepalive_timer resets with its own reason
+ * (the agent loads this only where BTF has the value).
+ */
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(tka_send_reset, const struct sock *sk, const struct sk_buff *skb, int reason)
 {
-	if (tka_kill_mode != TKA_KILL_RESET_REASON)
+	if (!bpf_core_enum_value_exists(enum sk_rst_reason___tka, SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT___tka))
 		return 0;
 	/* Active resets only: skb is the packet answered by a passive reset. */
 	if (!sk || skb)
@@ -443,39 +427,36 @@ int BPF_PROG(tka_send_reset, const struct sock *sk, const struct sk_buff *skb, i
 	if (reason != (int)bpf_core_enum_value(enum sk_rst_reason___tka,
 					  SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT___tka))
 		return 0;
+	struct tka_bracket *b = tka_bracket();
 
-	/* tcp_write_err() follows and reports sk_err_soft ?: ETIMEDOUT. */
-	__s32 err = BPF_CORE_READ(sk, sk_err_soft);
-
-	tka_mark_killed(sk);
-	tka_emit(sk, TKA_EV_KILL, TKA_OUTCOME_TIMEOUT, err ? err : TKA_ETIMEDOUT,
-		 bpf_get_socket_cookie((void *)sk));
+	if (b && b->sk != tka_num(&b->num_reset, sk))
+		b = NULL;
+	tka_kill_timeout(b, sk);
 	return 0;
 }
 
-/* Kill by timeout, any kernel: tcp_write_err() inside the keepalive timer. */
-SEC("tp_btf/inet_sk_error_report")
-int BPF_PROG(tka_err_report, const struct sock *sk)
+/*
+ * Kill by timeout, any kernel: an active reset (tcp_send_active_reset, which
+ * traces tcp_send_reset with no skb) inside this socket's keepalive-timer
+ * callback. The callback sends one in two cases: the probe limit or
+ * TCP_USER_TIMEOUT ran out (a kill, tcp_write_err() follows), or the socket
+ * is an orphan in FIN_WAIT2 that the application closed long ago (not a
+ * keepalive decision). Only the arguments every kernel has are read: 6.10
+ * added a third, the reason.
+ */
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(tka_reset_bracket, const struct sock *sk, const struct sk_buff *skb)
 {
-	struct tka_bracket *b;
+	if (!sk || skb)
+		return 0;
+	struct tka_bracket *b = tka_bracket();
 
-	if (tka_kill_mode != TKA_KILL_TIMER_BRACKET)
+	if (!b || !b->sk || b->sk != tka_num(&b->num_reset, sk))
 		return 0;
-	b = tka_bracket();
-	if (!b || b->sk != (__u64)sk)
+	if (TKA_F(TKA_VIEW(struct sock, sk), __sk_common.skc_state) == TCP_FIN_WAIT2 &&
+	    tka_sock_flag(sk, SOCK_DEAD))
 		return 0;
-	b->killed = 1;
-	struct tka_event *e = tka_reserve(sk, TKA_EV_KILL, TKA_OUTCOME_TIMEOUT,
-					  BPF_CORE_READ(sk, sk_err), bpf_get_socket_cookie((void *)sk));
-	if (!e)
-		return 0;
-	/* tcp_write_err() reports after tcp_done(): the socket is already
-	 * CLOSE and may have given its port back (inet_put_port). Report it as
-	 * it was when the timer fired.
-	 */
-	e->sport = b->sport;
-	e->state = b->state;
-	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+	tka_kill_timeout(b, sk);
 	return 0;
 }
 
@@ -483,40 +464,40 @@ int BPF_PROG(tka_err_report, const struct sock *sk)
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(tka_recv_reset, struct sock *sk)
 {
-	/* Plain loads (tka_ro), not one helper call per field: every reset the
-	 * host receives passes here, and the first test rejects nearly all.
+	/* Every reset the host receives passes here, and the first test
+	 * rejects nearly all.
 	 */
-	const struct tcp_sock *tp = tka_ro(struct tcp_sock, sk);
+	if (!TKA_F(TKA_VIEW(struct inet_connection_sock, sk), icsk_probes_out))
+		return 0;
+	const struct tcp_sock *tp = TKA_VIEW(struct tcp_sock, sk);
 	int state, err;
 
-	if (!tka_ro(struct inet_connection_sock, sk)->icsk_probes_out)
-		return 0;
 	/* Probes with nothing in flight and nothing queued are keepalive
 	 * probes; zero-window probes (tcp_probe_timer) have data queued.
 	 */
-	if (tp->packets_out || tp->write_seq != tp->snd_nxt)
+	if (TKA_F(tp, packets_out) || TKA_F(tp, write_seq) != TKA_F(tp, snd_nxt))
 		return 0;
 	if (!tka_sock_flag(sk, SOCK_KEEPOPEN))
 		return 0;
 	/* Mirrors tcp_reset(): CLOSE ignores the RST, CLOSE_WAIT reports EPIPE. */
-	state = tka_ro(struct sock, sk)->__sk_common.skc_state;
+	state = TKA_F(TKA_VIEW(struct sock, sk), __sk_common.skc_state);
 	if (state == TCP_CLOSE || state == TCP_SYN_SENT)
 		return 0;
 	err = state == TCP_CLOSE_WAIT ? TKA_EPIPE : TKA_ECONNRESET;
-	tka_emit(sk, TKA_EV_KILL, TKA_OUTCOME_RESET, err, bpf_get_socket_cookie(sk));
+	tka_emit(sk, TKA_EV_KILL, TKA_OUTCOME_RESET, err, tka_cookie(sk));
 	return 0;
 }
 
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(tka_destroy, struct sock *sk)
 {
-	__u64 key = (__u64)sk;
 	bool probed = false;
 
 	if (tka_hot.unanswered) {
-		__u64 addr = tka_addr(sk);
+		struct tka_bracket *b = tka_bracket();
+		__u64 key = b ? tka_num(&b->num_destroy, sk) : 0;
 
-		probed = tka_maybe_probed(addr) && tka_forget(key, addr);
+		probed = key && tka_maybe_probed(key) && tka_forget(key);
 	}
 
 	/* Every TCP socket ends here: only those with keepalive on can have

@@ -12,7 +12,9 @@
  *
  * tka_iter_apply (iter/tcp): the same for sockets that already exist, in the
  * network namespace the iterator is created in, limited to sockets whose
- * cgroup is the policy's cgroup or one of its descendants.
+ * cgroup is the policy's cgroup or one of its descendants. bpf_setsockopt()
+ * from iter/tcp needs Linux 5.15; the agent loads this program only where a
+ * load probe says the kernel allows it (sockops alone works from 5.10).
  *
  * A socket whose SO_KEEPALIVE is already on (the application set it before
  * connect(), or the listener carried it) keeps its own values unless the
@@ -26,6 +28,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "tcpka.h"
+#include "include/tka_compat.bpf.h"
 #include "include/tka_sock.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -123,18 +126,32 @@ int tka_sockops(struct bpf_sock_ops *skops)
 	return 1;
 }
 
+/* Before Linux 6.1 a cgroup kept its ancestors' ids (ancestor_ids[]), not
+ * pointers to them (ancestors[]).
+ */
+struct cgroup___tka_old {
+	__u64 ancestor_ids[0];
+} __attribute__((preserve_access_index));
+
 /* Whether the socket's cgroup is pol's cgroup or below it. */
 static __always_inline bool tka_in_cgroup(const struct sock *sk, const struct tka_policy *pol)
 {
-	struct cgroup *cg = BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
-	struct cgroup *anc = NULL;
+	const struct cgroup *cg = (const void *)tka_sock_cgroup(sk);
 	__u32 level = pol->cgroup_level;
+	__u64 id = 0;
 
 	if (!cg || BPF_CORE_READ(cg, level) < (int)level || level >= 256)
 		return false;
-	/* cgroup->ancestors[i] is the ancestor at depth i (itself at its own level). */
-	bpf_core_read(&anc, sizeof(anc), &cg->ancestors[level]);
-	return anc && BPF_CORE_READ(anc, kn, id) == pol->cgroup_id;
+	/* The ancestor at depth i (the cgroup itself at its own level). */
+	if (bpf_core_field_exists(struct cgroup, ancestors)) {
+		struct cgroup *anc = NULL;
+
+		bpf_core_read(&anc, sizeof(anc), &cg->ancestors[level]);
+		id = anc ? BPF_CORE_READ(anc, kn, id) : 0;
+	} else {
+		bpf_core_read(&id, sizeof(id), &((const struct cgroup___tka_old *)cg)->ancestor_ids[level]);
+	}
+	return id && id == pol->cgroup_id;
 }
 
 SEC("iter/tcp")

@@ -43,14 +43,6 @@ enum tka_direction {
 	TKA_DIR_OUTBOUND = 2, /* connect()ed */
 };
 
-/* How kills by probe timeout are recognised (rodata tka_cfg.kill_mode). */
-enum tka_kill_mode {
-	/* tcp:tcp_send_reset carries SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT (6.10+) */
-	TKA_KILL_RESET_REASON = 1,
-	/* sock:inet_sk_error_report inside the tcp_keepalive_timer bracket */
-	TKA_KILL_TIMER_BRACKET = 2,
-};
-
 /* Indexes of the drop counters in the BPF program's tka_drops array. */
 enum tka_drop_reason {
 	TKA_DROP_RINGBUF = 0, /* ring buffer full: an event was lost */
@@ -129,11 +121,12 @@ enum tka_apply_result {
 };
 
 /* One TCP socket as the audit iterator (audit.bpf.c, iter/task_file) writes
- * it: one record per (process, socket), 120 bytes. Times in jiffies are
+ * it: one record per (process, socket), 128 bytes. Times in jiffies are
  * converted by the agent, which knows HZ.
  */
 struct tka_sock_rec {
-	tka_u64 cookie;
+	tka_u64 sk;         /* the struct sock's address: which socket (never shown) */
+	tka_u64 cookie;     /* 0 when the kernel has not assigned one */
 	tka_u64 cgroup_id;
 	tka_u64 since_ns;   /* bpf_ktime_get_ns() when the current state began, 0 unknown */
 	tka_u64 now_ns;     /* bpf_ktime_get_ns() at this record */
@@ -158,8 +151,29 @@ struct tka_sock_rec {
 	char comm[16];
 };
 
+/* When a scan of the agent first saw a socket in its state (audit.bpf.c,
+ * tka_seen, keyed by the socket's address), 40 bytes.
+ */
+struct tka_seen {
+	tka_u64 since_ns;
+	tka_u64 cookie;   /* the socket's, 0 when it had none */
+	tka_u64 gen;      /* the last scan that saw it (tka_scan_gen) */
+	tka_u32 daddr;    /* the remote address's first 4 bytes */
+	tka_u16 sport;
+	tka_u16 dport;
+	tka_u8 state;
+	tka_u8 pad[7];
+};
+
+/* Indexes of the state tracker's drop counters (state.bpf.c, tka_state_drops). */
+enum tka_state_drop {
+	TKA_STATE_DROP_MORE_FULL = 0, /* tka_cw_more full: a CLOSE_WAIT entry time not recorded */
+	TKA_STATE_DROP_RINGBUF = 1,   /* tka_cw_events full: a CLOSE_WAIT duration lost */
+	TKA_STATE_DROP__COUNT = 2,
+};
+
 /* When a socket entered CLOSE_WAIT, in the slot its cookie hashes to
- * (audit.bpf.c, tka_cw_slots), 24 bytes. cookie names the socket and is the
+ * (state.bpf.c, tka_cw_slots), 24 bytes. cookie names the socket and is the
  * slot's lock: 0 free, TKA_CW_SLOT_BUSY while being filled.
  */
 struct tka_cw_slot {
@@ -169,7 +183,7 @@ struct tka_cw_slot {
 };
 #define TKA_CW_SLOT_BUSY (~(tka_u64)0)
 
-/* A socket left CLOSE_WAIT after the agent saw it enter (audit.bpf.c). */
+/* A socket left CLOSE_WAIT after the agent saw it enter (state.bpf.c). */
 struct tka_cw_event {
 	tka_u64 duration_ns;
 	tka_u64 cgroup_id;

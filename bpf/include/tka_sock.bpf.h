@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Reading a struct sock into a tka_event. Everything goes through CO-RE
- * reads so the same code works on trusted pointers (tracepoint arguments) and
- * on the sock we derive from a timer_list by pointer arithmetic.
+ * Reading a struct sock into a tka_event. Every read goes through
+ * tka_compat.bpf.h's views, so the same code works on trusted pointers
+ * (tracepoint arguments), on the sock derived from its keepalive timer, and on
+ * both builds of an object (plain loads, or bpf_probe_read_kernel).
  */
 #ifndef TKA_SOCK_BPF_H
 #define TKA_SOCK_BPF_H
@@ -11,6 +12,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "../tcpka.h"
+#include "tka_compat.bpf.h"
 
 #define TKA_AF_INET 2
 #define TKA_AF_INET6 10
@@ -34,86 +36,66 @@ static __always_inline __u8 tka_direction_of(__u32 sk_max_ack_backlog)
 	return sk_max_ack_backlog ? TKA_DIR_INBOUND : TKA_DIR_OUTBOUND;
 }
 
-static __always_inline __u8 tka_direction(const struct sock *sk)
+static __always_inline __u8 tka_direction(const void *sk)
 {
-	return tka_direction_of(BPF_CORE_READ(sk, sk_max_ack_backlog));
+	return tka_direction_of(TKA_F(TKA_VIEW(struct sock, sk), sk_max_ack_backlog));
 }
-
-/*
- * A read-only view of a kernel object (Linux 6.2+; the verifier turns the
- * call into a register move). Loads through it are plain loads that the
- * kernel's exception table makes safe, where BPF_CORE_READ is one
- * bpf_probe_read_kernel() call per field: filling an event field by field
- * that way cost ~650 ns per keepalive probe, this way ~110 ns
- * (tests/bench/RESULTS.md). It also works on a pointer the verifier does not
- * trust, such as the sock derived from its sk_timer.
- */
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
-#define tka_ro(type, p) ((const type *)bpf_rdonly_cast((p), bpf_core_type_id_kernel(type)))
 
 /* Whether sk has a SOCK_* flag (enum sock_flags) set. */
 #define tka_sock_flag(sk, flag)                                                                    \
-	(tka_ro(struct sock, (sk))->__sk_common.skc_flags &                                        \
-	 (1UL << bpf_core_enum_value(enum sock_flags, flag)))
-
-/* The cgroup v2 id owning sk, through plain loads. */
-static __always_inline __u64 tka_cgroup_id(const struct sock *s)
-{
-	return s->sk_cgrp_data.cgroup->kn->id;
-}
+	((TKA_F(TKA_VIEW(struct sock, (sk)), __sk_common.skc_flags) &                              \
+	  (1UL << bpf_core_enum_value(enum sock_flags, flag))) != 0)
 
 /*
- * Everything but ts_ns from sk, through plain loads (see tka_ro), with the
- * socket's attribution given: cgroup_id (tka_cgroup_id) and direction
- * (tka_direction_of), read by the caller, possibly earlier. They live on two
- * lines of struct sock (sk_max_ack_backlog, sk_cgrp_data) that TCP's timers
- * and transmit path never touch, so where they are read decides who pays
- * the two cache misses. The caller stamps the time, or leaves it to the
- * reader (probe events: ~45 ns of the clock's here, keepalive.bpf.c).
+ * Everything but ts_ns from sk, with the socket's attribution given:
+ * cgroup_id (tka_sock_cgroup_id) and direction (tka_direction_of), read by
+ * the caller, possibly earlier. They live on two lines of struct sock
+ * (sk_max_ack_backlog, sk_cgrp_data) that TCP's timers and transmit path
+ * never touch, so where they are read decides who pays the two cache misses.
+ * The caller stamps the time, or leaves it to the reader (probe events:
+ * ~45 ns of the clock's here, keepalive.bpf.c).
  */
 static __always_inline void tka_fill_attr(struct tka_event *e, const void *sk, __u8 kind,
 					  __u64 cgroup_id, __u8 direction)
 {
-	const struct sock *s = tka_ro(struct sock, sk);
-	const struct inet_sock *inet = tka_ro(struct inet_sock, sk);
-	__u16 family = s->__sk_common.skc_family;
+	const struct sock *s = TKA_VIEW(struct sock, sk);
+	const struct inet_sock *inet = TKA_VIEW(struct inet_sock, sk);
+	__u16 family = TKA_F(s, __sk_common.skc_family);
 
 	e->kind = kind;
 	e->family = family;
 	e->outcome = TKA_OUTCOME_NONE;
 	e->err = 0;
-	e->cookie = s->__sk_common.skc_cookie.counter;
+	e->cookie = TKA_F(s, __sk_common.skc_cookie.counter);
 	e->cgroup_id = cgroup_id;
-	e->netns = s->__sk_common.skc_net.net->ns.inum;
+	e->netns = TKA_F(s, __sk_common.skc_net.net, ns.inum);
 	/* inet_sport, not skc_num: tcp_set_state(TCP_CLOSE) may have given an
 	 * ephemeral port back (inet_put_port clears skc_num), the source port
 	 * of its packets stays.
 	 */
-	e->sport = bpf_ntohs(inet->inet_sport);
-	e->dport = bpf_ntohs(s->__sk_common.skc_dport);
-	e->state = s->__sk_common.skc_state;
-	e->probes_out = tka_ro(struct inet_connection_sock, sk)->icsk_probes_out;
+	e->sport = bpf_ntohs(TKA_F(inet, inet_sport));
+	e->dport = bpf_ntohs(TKA_F(s, __sk_common.skc_dport));
+	e->state = TKA_F(s, __sk_common.skc_state);
+	e->probes_out = TKA_F(TKA_VIEW(struct inet_connection_sock, sk), icsk_probes_out);
 	e->direction = direction;
 	e->gone_follows = 0;
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
 	if (family == TKA_AF_INET6) {
-		__builtin_memcpy(e->saddr, &s->__sk_common.skc_v6_rcv_saddr, sizeof(e->saddr));
-		__builtin_memcpy(e->daddr, &s->__sk_common.skc_v6_daddr, sizeof(e->daddr));
+		TKA_COPY(e->saddr, s, __sk_common.skc_v6_rcv_saddr);
+		TKA_COPY(e->daddr, s, __sk_common.skc_v6_daddr);
 	} else {
 		__builtin_memset(e->saddr, 0, sizeof(e->saddr));
 		__builtin_memset(e->daddr, 0, sizeof(e->daddr));
-		*(__u32 *)e->saddr = s->__sk_common.skc_rcv_saddr;
-		*(__u32 *)e->daddr = s->__sk_common.skc_daddr;
+		*(__u32 *)e->saddr = TKA_F(s, __sk_common.skc_rcv_saddr);
+		*(__u32 *)e->daddr = TKA_F(s, __sk_common.skc_daddr);
 	}
 }
 
-/* Everything but kind from sk, through plain loads (see tka_ro), and the time. */
+/* Everything but kind from sk, and the time. */
 static __always_inline void tka_fill(struct tka_event *e, const void *sk, __u8 kind)
 {
-	const struct sock *s = tka_ro(struct sock, sk);
-
 	e->ts_ns = bpf_ktime_get_ns();
-	tka_fill_attr(e, sk, kind, tka_cgroup_id(s), tka_direction_of(s->sk_max_ack_backlog));
+	tka_fill_attr(e, sk, kind, tka_sock_cgroup_id(sk), tka_direction(sk));
 }
 
 #endif /* TKA_SOCK_BPF_H */

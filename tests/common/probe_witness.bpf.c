@@ -22,23 +22,27 @@
  *  - expiries of tcp_keepalive_timer as each kind of attachment sees them:
  *    tp_btf, raw_tp and classic tracepoint, to tell a gap of one attachment
  *    kind from a gap of the tracepoint.
- * Built against the running kernel's vmlinux.h: LINUX_MIB_TCPKEEPALIVE and
- * LINUX_MIB_TCPABORTONTIMEOUT are indices into the kernel's MIB array that
- * are not promised stable across versions, which is fine for a test tool
- * and why the agent does not do this.
+ * Portable (built once, with probe reads, on the pinned vmlinux.h): the
+ * indices of LINUX_MIB_TCPKEEPALIVE and LINUX_MIB_TCPABORTONTIMEOUT in the
+ * kernel's MIB array are not promised stable across versions, and the enum
+ * is anonymous (CO-RE cannot relocate its values), so the loader looks them
+ * up in the running kernel's BTF and sets them here.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
-/* tka_ro only (a read-only cast), not the agent's detection. */
-#include "../../bpf/include/tka_sock.bpf.h"
+/* The timer's socket and tka_num, not the agent's detection. */
+#include "../../bpf/include/tka_compat.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 extern const void tcp_keepalive_timer __ksym;
 
 const volatile __u32 netns_inum = 0;
+/* LINUX_MIB_TCPKEEPALIVE and LINUX_MIB_TCPABORTONTIMEOUT on this kernel. */
+const volatile __u32 mib_keepalive = 0;
+const volatile __u32 mib_abort_on_timeout = 0;
 
 __u64 probes, timeout_kills, expiries_tp_btf, expiries_raw_tp, expiries_tracepoint;
 
@@ -48,6 +52,7 @@ struct bracket {
 	__u64 probes;   /* its TCPKeepAlive at entry */
 	__u64 aborts;   /* its TCPAbortOnTimeout at entry */
 	__u64 cpu_off;  /* this CPU's per-CPU offset, 0 until known */
+	__u64 num;      /* tka_num()'s slot */
 };
 
 struct {
@@ -57,11 +62,17 @@ struct {
 	__type(value, struct bracket);
 } brackets SEC(".maps");
 
-static __always_inline bool in_netns(const void *timer)
+static __always_inline __u64 mib_read(__u64 mib, __u32 idx)
 {
-	const struct sock *sk = (const void *)timer - bpf_core_field_offset(struct sock, sk_timer);
+	__u64 v = 0;
 
-	return !netns_inum || BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum) == netns_inum;
+	bpf_probe_read_kernel(&v, sizeof(v), (const void *)(mib + (__u64)idx * sizeof(v)));
+	return v;
+}
+
+static __always_inline bool in_netns(__u64 sk)
+{
+	return !netns_inum || BPF_CORE_READ((const struct sock *)sk, __sk_common.skc_net.net, ns.inum) == netns_inum;
 }
 
 SEC("tp_btf/timer_expire_entry")
@@ -76,32 +87,31 @@ int BPF_PROG(witness_entry, struct timer_list *timer)
 	if (!b)
 		return 0;
 	b->timer = 0;
-	if (!in_netns(timer))
+	__u64 t = tka_num(&b->num, timer);
+	__u64 sk = t - tka_keepalive_timer_offset();
+
+	if (!in_netns(sk))
 		return 0;
 	__sync_fetch_and_add(&expiries_tp_btf, 1);
 
 	if (!b->cpu_off) {
 		/* This CPU's element of our per-CPU array minus its per-CPU
-		 * address (pptrs[0], read through a struct that starts with a
-		 * pointer: the verifier refuses a flexible array's elements).
+		 * address (pptrs[0] of the map's struct bpf_array).
 		 * bpf_this_cpu_ptr() would need a data symbol in kallsyms.
 		 */
-		const char *arr = (const char *)tka_ro(struct bpf_array, &brackets);
-		const void *base = tka_ro(struct llist_node, arr + bpf_core_field_offset(struct bpf_array, pptrs))->next;
+		__u64 arr = tka_num(&b->num, &brackets);
+		__u64 base = 0;
 
-		b->cpu_off = (__u64)b - (__u64)base;
+		bpf_probe_read_kernel(&base, sizeof(base),
+				      (const void *)(arr + bpf_core_field_offset(struct bpf_array, pptrs)));
+		b->cpu_off = tka_num(&b->num, b) - base;
 	}
-	const struct sock *sk = tka_ro(struct sock, (const void *)timer - bpf_core_field_offset(struct sock, sk_timer));
-	const struct net *net = tka_ro(struct net, sk->__sk_common.skc_net.net);
-
-	/* Stored and read back as numbers: the map forgets they were pointers. */
-	b->mib = (__u64)net->mib.net_statistics;
-	b->mib = *(volatile __u64 *)&b->mib + *(volatile __u64 *)&b->cpu_off;
-	const struct linux_mib *mib = tka_ro(struct linux_mib, (const void *)*(volatile __u64 *)&b->mib);
-
-	b->probes = mib->mibs[LINUX_MIB_TCPKEEPALIVE];
-	b->aborts = mib->mibs[LINUX_MIB_TCPABORTONTIMEOUT];
-	b->timer = (__u64)timer;
+	/* This CPU's TcpExt MIB of the socket's netns. */
+	b->mib = (__u64)BPF_CORE_READ((const struct sock *)sk, __sk_common.skc_net.net, mib.net_statistics) +
+		 b->cpu_off;
+	b->probes = mib_read(b->mib, mib_keepalive);
+	b->aborts = mib_read(b->mib, mib_abort_on_timeout);
+	b->timer = t;
 	return 0;
 }
 
@@ -111,13 +121,12 @@ int BPF_PROG(witness_exit, struct timer_list *timer)
 	__u32 zero = 0;
 	struct bracket *b = bpf_map_lookup_elem(&brackets, &zero);
 
-	if (!b || !b->timer || b->timer != (__u64)timer)
+	if (!b || !b->timer || b->timer != tka_num(&b->num, timer))
 		return 0;
 	b->timer = 0;
 	/* The per-CPU MIB outlives the callback, whatever became of the sock. */
-	const struct linux_mib *mib = tka_ro(struct linux_mib, (const void *)*(volatile __u64 *)&b->mib);
-	__u64 now_probes = mib->mibs[LINUX_MIB_TCPKEEPALIVE];
-	__u64 now_aborts = mib->mibs[LINUX_MIB_TCPABORTONTIMEOUT];
+	__u64 now_probes = mib_read(b->mib, mib_keepalive);
+	__u64 now_aborts = mib_read(b->mib, mib_abort_on_timeout);
 
 	if (now_probes > b->probes)
 		__sync_fetch_and_add(&probes, now_probes - b->probes);
@@ -129,9 +138,10 @@ int BPF_PROG(witness_exit, struct timer_list *timer)
 SEC("raw_tp/timer_expire_entry")
 int witness_raw_tp(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct timer_list *timer = (void *)ctx->args[0];
+	__u64 timer = ctx->args[0];
 
-	if (BPF_CORE_READ(timer, function) == (void *)&tcp_keepalive_timer && in_netns(timer))
+	if (BPF_CORE_READ((struct timer_list *)timer, function) == (void *)&tcp_keepalive_timer &&
+	    in_netns(timer - tka_keepalive_timer_offset()))
 		__sync_fetch_and_add(&expiries_raw_tp, 1);
 	return 0;
 }
@@ -148,7 +158,8 @@ struct timer_expire_entry_record {
 SEC("tracepoint/timer/timer_expire_entry")
 int witness_tracepoint(struct timer_expire_entry_record *e)
 {
-	if (e->function == (void *)&tcp_keepalive_timer && in_netns(e->timer))
+	if (e->function == (void *)&tcp_keepalive_timer &&
+	    in_netns((__u64)e->timer - tka_keepalive_timer_offset()))
 		__sync_fetch_and_add(&expiries_tracepoint, 1);
 	return 0;
 }

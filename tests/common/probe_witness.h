@@ -2,11 +2,14 @@
 // object's lifetime: an oracle for the integration tests and benchmarks.
 #pragma once
 
+#include <bpf/btf.h>
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <stdexcept>
+#include <string>
 
 #include "probe_witness.skel.h"
 
@@ -20,6 +23,8 @@ class ProbeWitness {
     skel_ = probe_witness_bpf__open();
     if (!skel_) throw std::runtime_error("probe witness: open failed");
     skel_->rodata->netns_inum = netns_inum;
+    skel_->rodata->mib_keepalive = mib_index("LINUX_MIB_TCPKEEPALIVE");
+    skel_->rodata->mib_abort_on_timeout = mib_index("LINUX_MIB_TCPABORTONTIMEOUT");
     // A classic tracepoint needs tracefs (libbpf reads the event's id there),
     // which a host need not have mounted: count without it then.
     has_tracepoint_ =
@@ -54,6 +59,26 @@ class ProbeWitness {
 
  private:
   static uint64_t load(const uint64_t& v) { return __atomic_load_n(&v, __ATOMIC_RELAXED); }
+  // The value of an enumerator of the running kernel's (anonymous) MIB
+  // enum, from its BTF: the indices move between kernel versions.
+  static uint32_t mib_index(const char* name) {
+    btf* vmlinux = btf__load_vmlinux_btf();
+    if (!vmlinux) throw std::runtime_error("probe witness: no kernel BTF");
+    for (uint32_t id = 1; id < btf__type_cnt(vmlinux); ++id) {
+      const btf_type* t = btf__type_by_id(vmlinux, id);
+      if (!btf_is_enum(t)) continue;
+      const struct btf_enum* e = btf_enum(t);
+      for (uint16_t i = 0; i < btf_vlen(t); ++i) {
+        if (std::strcmp(btf__name_by_offset(vmlinux, e[i].name_off), name) == 0) {
+          const uint32_t v = static_cast<uint32_t>(e[i].val);
+          btf__free(vmlinux);
+          return v;
+        }
+      }
+    }
+    btf__free(vmlinux);
+    throw std::runtime_error(std::string("probe witness: no ") + name + " in the kernel's BTF");
+  }
   probe_witness_bpf* skel_ = nullptr;
   bool has_tracepoint_ = false;
 };

@@ -104,11 +104,15 @@ TEST(AgentCli, CheckReportsEverySignalAndSucceeds) {
   std::string out;
   ASSERT_EQ(sh(agent_binary() + " check", &out), 0) << out;
   for (const char* s : {"probe", "recovered", "kill_timeout", "kill_reset", "socket_gone",
-                        "backend: reset-reason", "fentry", "result: ok"}) {
+                        "signals (backend reset-reason)", "fentry", "  keepalive      on",
+                        "  audit          on", "  state_tracker  on", "  policies       on",
+                        "result: ok (every part loads"}) {
     EXPECT_NE(out.find(s), std::string::npos) << s << " missing in:\n" << out;
   }
   ASSERT_EQ(sh(agent_binary() + " check --backend timer-bracket", &out), 0) << out;
-  EXPECT_NE(out.find("tp_btf/inet_sk_error_report"), std::string::npos) << out;
+  EXPECT_NE(out.find("kill_timeout  tp_btf/tcp_send_reset (in the timer bracket)"),
+            std::string::npos)
+      << out;
   EXPECT_TRUE(eventually([] { return count_our_programs() == 0; }, seconds(5)))
       << "check must leave nothing loaded";
 }
@@ -178,8 +182,12 @@ TEST(AgentRun, MetricsExposeBuildProgramsAndSignals) {
     EXPECT_EQ(metric(m, "tcpka_bpf_program_attached", {{"program", prog}}), 1) << prog;
   }
   EXPECT_EQ(metric(m, "tcpka_signal_info",
-                   {{"signal", "kill_timeout"}, {"attach", "tp_btf/tcp_send_reset"}}),
+                   {{"signal", "kill_timeout"}, {"attach", "tp_btf/tcp_send_reset (reason)"}}),
             1);
+  for (const char* part : {"keepalive", "audit", "state_tracker"}) {
+    EXPECT_EQ(metric(m, "tcpka_part_up", {{"part", part}}), 1) << part;
+  }
+  EXPECT_FALSE(has_series(m, "tcpka_part_up", {{"part", "policies"}})) << "none configured";
   EXPECT_EQ(metric(m, "tcpka_build_info"), 1);
   int status = 0;
   agent.get("/nope", &status);

@@ -27,8 +27,8 @@ using ::testing::AnyOf;
 using ::testing::HasSubstr;
 
 // The record is the ABI between audit.bpf.c and user space.
-static_assert(sizeof(tka_sock_rec) == 120, "tka_sock_rec changed: update both sides");
-static_assert(offsetof(tka_sock_rec, comm) + sizeof(tka_sock_rec::comm) == 120,
+static_assert(sizeof(tka_sock_rec) == 128, "tka_sock_rec changed: update both sides");
+static_assert(offsetof(tka_sock_rec, comm) + sizeof(tka_sock_rec::comm) == 128,
               "comm is the last 16 bytes");
 
 // ---------------------------------------------------------------------------
@@ -399,17 +399,11 @@ TEST(KernelHz, IsOneTickOfTheCoarseClock) {
 // ---------------------------------------------------------------------------
 // decode_rec
 
-TEST(SockRec, IsTheBpfAbiSize) {
-  EXPECT_EQ(sizeof(tka_sock_rec), 120u);
-  EXPECT_EQ(sizeof(tka_sock_rec::saddr), 16u);
-  EXPECT_EQ(sizeof(tka_sock_rec::daddr), 16u);
-  EXPECT_EQ(sizeof(tka_sock_rec::comm), 16u);
-}
-
 // An ESTABLISHED IPv4 record with a distinct value in every field.
 tka_sock_rec make_rec() {
   tka_sock_rec r;
   std::memset(&r, 0, sizeof(r));
+  r.sk = 0xffff888012345678ull;
   r.cookie = 0x1122334455667788ull;
   r.cgroup_id = 4242;
   r.netns = 4026531840u;
@@ -615,10 +609,27 @@ AuditRow make_row(std::string state, std::string saddr, uint16_t sport, std::str
   r.key.dport = dport;
   r.state = std::move(state);
   r.cookie = cookie;
+  r.sock = 0xffff888000000000ull + cookie;  // one socket per cookie
   r.pid = pid;
   r.fd = fd;
   r.comm = "p" + std::to_string(pid);
   return r;
+}
+
+TEST(DedupeTest, SocketsWithoutCookiesStayApart) {
+  // Cookies are 0 until the kernel assigns one (before Linux 5.12, most of
+  // them): the socket's identity decides, not the cookie.
+  std::vector<AuditRow> in = {make_row("close_wait", "10.0.0.1", 80, "10.0.0.2", 1000, 0, 1),
+                              make_row("close_wait", "10.0.0.1", 80, "10.0.0.2", 1001, 0, 1),
+                              make_row("close_wait", "10.0.0.1", 80, "10.0.0.2", 1001, 0, 2)};
+  in[0].sock = 0xffff888000001000ull;
+  in[1].sock = 0xffff888000002000ull;
+  in[2].sock = in[1].sock;  // the same socket, held by a second process
+  const auto out = dedupe(in);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].key.dport, 1000);
+  EXPECT_EQ(out[1].key.dport, 1001);
+  EXPECT_EQ(out[1].pid, 1u) << "the lowest pid";
 }
 
 TEST(Dedupe, SharedSocketListedOnceWithTheLowestPid) {
@@ -703,6 +714,7 @@ tka_sock_rec order_rec(uint8_t state, const uint8_t (&saddr)[4], uint16_t sport,
   r.sport = sport;
   r.dport = dport;
   r.cookie = cookie;
+  r.sk = 0xffff888000000000ull + cookie;  // one socket per cookie
   r.pid = pid;
   r.fd = fd;
   r.cgroup_id = cookie % 3;  // interleaved cgroups

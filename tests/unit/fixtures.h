@@ -44,9 +44,14 @@ inline Features all_features() {
   f.tp_timer_expire = true;
   f.tp_send_reset = true;
   f.rst_reason = true;
-  f.tp_error_report = true;
   f.tp_receive_reset = true;
   f.tp_destroy_sock = true;
+  f.tp_set_state = true;
+  f.rdonly_cast = true;
+  f.cookie_helper = true;
+  f.atomics = true;
+  f.iter_task_file = true;
+  f.iter_tcp_setsockopt = true;
   f.fentry = true;
   f.fentry_detail = "loads";
   f.kprobes = true;

@@ -30,14 +30,12 @@ TEST(PlanForTest, AllFeaturesAutoPicksResetReason) {
   auto p = plan_for(all_features(), Backend::kAuto);
   ASSERT_TRUE(p.ok()) << p.error();
   EXPECT_EQ(p->backend, Backend::kResetReason);
-  EXPECT_THAT(p->programs, Contains("tka_send_reset"));
-  EXPECT_THAT(p->programs, Not(Contains("tka_err_report")));
-  EXPECT_THAT(p->programs, Contains("tka_timer_entry"));
-  EXPECT_THAT(p->programs, Contains("tka_timer_exit"));
-  EXPECT_THAT(p->programs, Contains("tka_recv_reset"));
-  EXPECT_THAT(p->programs, Contains("tka_destroy"));
-  EXPECT_EQ(p->programs.size(), 5u);
-
+  EXPECT_TRUE(p->keepalive_gap.empty());
+  EXPECT_TRUE(p->plain_loads);
+  EXPECT_TRUE(p->cookie_helper);
+  EXPECT_EQ(p->programs, (std::vector<std::string>{"tka_timer_entry", "tka_timer_exit",
+                                                   "tka_send_reset", "tka_recv_reset",
+                                                   "tka_destroy"}));
   std::vector<std::string> names;
   for (const auto& s : p->signals) {
     names.push_back(s.signal);
@@ -47,38 +45,45 @@ TEST(PlanForTest, AllFeaturesAutoPicksResetReason) {
   }
   EXPECT_EQ(names, (std::vector<std::string>{"probe", "recovered", "kill_timeout", "kill_reset",
                                              "socket_gone"}));
-  EXPECT_EQ(find_signal(*p, "kill_timeout")->attach, "tp_btf/tcp_send_reset");
+  EXPECT_EQ(find_signal(*p, "kill_timeout")->attach, "tp_btf/tcp_send_reset (reason)");
   EXPECT_EQ(find_signal(*p, "kill_reset")->attach, "tp_btf/tcp_receive_reset");
   EXPECT_EQ(find_signal(*p, "socket_gone")->attach, "tp_btf/tcp_destroy_sock");
 }
 
-TEST(PlanForTest, NoResetReasonAutoPicksTimerBracket) {
+TEST(PlanForTest, NoResetReasonAutoPicksTheResetInTheTimerBracket) {
   Features f = all_features();
-  f.rst_reason = false;
+  f.rst_reason = false;  // Linux 6.11 and older
   auto p = plan_for(f, Backend::kAuto);
   ASSERT_TRUE(p.ok()) << p.error();
   EXPECT_EQ(p->backend, Backend::kTimerBracket);
-  EXPECT_THAT(p->programs, Contains("tka_err_report"));
+  EXPECT_THAT(p->programs, Contains("tka_reset_bracket"));
   EXPECT_THAT(p->programs, Not(Contains("tka_send_reset")));
   const SignalPath* kt = find_signal(*p, "kill_timeout");
   ASSERT_NE(kt, nullptr);
   EXPECT_TRUE(kt->available);
-  EXPECT_EQ(kt->attach, "tp_btf/inet_sk_error_report");
+  EXPECT_EQ(kt->attach, "tp_btf/tcp_send_reset (in the timer bracket)");
 }
 
-TEST(PlanForTest, NoSendResetTracepointAutoPicksTimerBracket) {
+TEST(PlanForTest, NoSendResetTracepointLeavesKillTimeoutBlind) {
   Features f = all_features();
   f.tp_send_reset = false;
+  f.rst_reason = false;
   auto p = plan_for(f, Backend::kAuto);
   ASSERT_TRUE(p.ok()) << p.error();
   EXPECT_EQ(p->backend, Backend::kTimerBracket);
+  const SignalPath* kt = find_signal(*p, "kill_timeout");
+  ASSERT_NE(kt, nullptr);
+  EXPECT_FALSE(kt->available);
+  EXPECT_THAT(kt->missing, HasSubstr("tcp_send_reset"));
+  EXPECT_THAT(p->programs, Not(Contains("tka_reset_bracket")));
+  EXPECT_THAT(p->programs, Contains("tka_timer_entry"));
 }
 
 TEST(PlanForTest, ExplicitTimerBracketOnNewKernel) {
   auto p = plan_for(all_features(), Backend::kTimerBracket);
   ASSERT_TRUE(p.ok()) << p.error();
   EXPECT_EQ(p->backend, Backend::kTimerBracket);
-  EXPECT_THAT(p->programs, Contains("tka_err_report"));
+  EXPECT_THAT(p->programs, Contains("tka_reset_bracket"));
   EXPECT_THAT(p->programs, Not(Contains("tka_send_reset")));
 }
 
@@ -93,29 +98,8 @@ TEST(PlanForTest, RequestedResetReasonWithoutItFails) {
   f.rst_reason = false;
   auto p = plan_for(f, Backend::kResetReason);
   ASSERT_FALSE(p.ok());
-  EXPECT_THAT(p.error(), HasSubstr("6.10"));
+  EXPECT_THAT(p.error(), HasSubstr("6.12"));
   EXPECT_THAT(p.error(), HasSubstr("reset-reason"));
-}
-
-TEST(PlanForTest, RequestedTimerBracketWithoutErrorReportFails) {
-  Features f = all_features();
-  f.tp_error_report = false;
-  auto p = plan_for(f, Backend::kTimerBracket);
-  ASSERT_FALSE(p.ok());
-  EXPECT_THAT(p.error(), HasSubstr("inet_sk_error_report"));
-  // auto still works through the reset reason.
-  auto a = plan_for(f, Backend::kAuto);
-  ASSERT_TRUE(a.ok()) << a.error();
-  EXPECT_EQ(a->backend, Backend::kResetReason);
-}
-
-TEST(PlanForTest, NoKillBackendAtAllFails) {
-  Features f = all_features();
-  f.rst_reason = false;
-  f.tp_error_report = false;
-  auto p = plan_for(f, Backend::kAuto);
-  ASSERT_FALSE(p.ok());
-  EXPECT_THAT(p.error(), HasSubstr("inet_sk_error_report"));
 }
 
 TEST(PlanForTest, NoBtfFails) {
@@ -133,21 +117,28 @@ TEST(PlanForTest, NoBtfFails) {
   EXPECT_THAT(p.error(), HasSubstr("BTF"));
 }
 
-TEST(PlanForTest, NoKsymFails) {
+TEST(PlanForTest, NoKsymTurnsTheKeepalivePartOff) {
   Features f = all_features();
   f.ksym_keepalive_timer = false;
   auto p = plan_for(f, Backend::kAuto);
-  ASSERT_FALSE(p.ok());
-  EXPECT_THAT(p.error(), HasSubstr("tcp_keepalive_timer"));
-  EXPECT_THAT(p.error(), HasSubstr("kallsyms"));
+  ASSERT_TRUE(p.ok()) << p.error();
+  EXPECT_THAT(p->keepalive_gap, HasSubstr("tcp_keepalive_timer"));
+  EXPECT_THAT(p->keepalive_gap, HasSubstr("kallsyms"));
+  EXPECT_TRUE(p->programs.empty());
+  ASSERT_EQ(unobserved(*p).size(), 5u);
+  for (const auto& s : p->signals) EXPECT_EQ(s.missing, p->keepalive_gap) << s.signal;
+  EXPECT_EQ(part_gap(f, Part::kKeepalive), p->keepalive_gap);
+  EXPECT_TRUE(part_gap(f, Part::kAudit).empty()) << "the other parts do not need it";
 }
 
-TEST(PlanForTest, NoTimerTracepointsFails) {
+TEST(PlanForTest, NoTimerTracepointsTurnsTheKeepalivePartOff) {
   Features f = all_features();
   f.tp_timer_expire = false;
   auto p = plan_for(f, Backend::kAuto);
-  ASSERT_FALSE(p.ok());
-  EXPECT_THAT(p.error(), HasSubstr("timer_expire_entry"));
+  ASSERT_TRUE(p.ok()) << p.error();
+  EXPECT_THAT(p->keepalive_gap, HasSubstr("timer_expire_entry"));
+  EXPECT_TRUE(p->programs.empty());
+  EXPECT_FALSE(observed(*p, "probe"));
 }
 
 TEST(PlanForTest, NoReceiveResetMakesKillResetBlind) {
@@ -175,6 +166,17 @@ TEST(PlanForTest, NoDestroySockMakesSocketGoneBlind) {
   EXPECT_THAT(p->programs, Not(Contains("tka_destroy")));
 }
 
+TEST(PlanForTest, TheBuildsFollowTheProbedFeatures) {
+  Features f = all_features();
+  f.rdonly_cast = false;  // before 6.2
+  f.cookie_helper = false;  // before 5.12
+  auto p = plan_for(f, Backend::kAuto);
+  ASSERT_TRUE(p.ok()) << p.error();
+  EXPECT_FALSE(p->plain_loads);
+  EXPECT_FALSE(p->cookie_helper);
+  EXPECT_EQ(unobserved(*p).size(), 0u) << "the probe-read build observes the same";
+}
+
 TEST(PlanForTest, FentryAndKprobesDoNotChangeThePlan) {
   Features f = all_features();
   f.fentry = false;
@@ -187,28 +189,64 @@ TEST(PlanForTest, FentryAndKprobesDoNotChangeThePlan) {
   EXPECT_EQ(a->backend, b->backend);
 }
 
+// The kernels of the matrix (tests/matrix), as their features say: what each
+// part needs.
+TEST(PartGapTest, EachPartNamesWhatItNeeds) {
+  const Features all = all_features();
+  for (Part p : kParts) EXPECT_TRUE(part_gap(all, p).empty()) << part_name(p);
+
+  Features linux510 = all_features();  // Debian bullseye
+  linux510.rst_reason = false;
+  linux510.rdonly_cast = false;
+  linux510.cookie_helper = false;
+  linux510.atomics = false;
+  linux510.iter_tcp_setsockopt = false;
+  EXPECT_TRUE(part_gap(linux510, Part::kKeepalive).empty());
+  EXPECT_TRUE(part_gap(linux510, Part::kAudit).empty());
+  EXPECT_THAT(part_gap(linux510, Part::kStateTracker), HasSubstr("bpf_get_socket_cookie"));
+  EXPECT_THAT(part_gap(linux510, Part::kStateTracker), HasSubstr("5.12"));
+  EXPECT_TRUE(part_gap(linux510, Part::kPolicies).empty());
+
+  Features f = all_features();
+  f.atomics = false;
+  EXPECT_THAT(part_gap(f, Part::kStateTracker), HasSubstr("atomic"));
+  f = all_features();
+  f.tp_set_state = false;
+  EXPECT_THAT(part_gap(f, Part::kStateTracker), HasSubstr("inet_sock_set_state"));
+  f = all_features();
+  f.iter_task_file = false;
+  EXPECT_THAT(part_gap(f, Part::kAudit), HasSubstr("iter/task_file"));
+  f = all_features();
+  f.cgroup2.reset();
+  EXPECT_THAT(part_gap(f, Part::kPolicies), HasSubstr("cgroup v2"));
+  f = all_features();
+  f.btf = false;
+  f.btf_error = "no kernel BTF: /sys/kernel/btf/vmlinux is missing";
+  for (Part p : kParts) EXPECT_THAT(part_gap(f, p), HasSubstr("BTF")) << part_name(p);
+}
+
+TEST(PartGapTest, NamesAreTheMetricLabels) {
+  std::vector<std::string> names;
+  for (Part p : kParts) names.emplace_back(part_name(p));
+  EXPECT_EQ(names, (std::vector<std::string>{"keepalive", "audit", "state_tracker", "policies"}));
+}
+
 TEST(DescribeTest, MentionsEveryFeature) {
   const std::string d = describe(all_features());
-  EXPECT_THAT(d, HasSubstr("kernel BTF"));
-  EXPECT_THAT(d, HasSubstr("tcp_keepalive_timer"));
-  EXPECT_THAT(d, HasSubstr("timer_expire_entry"));
-  EXPECT_THAT(d, HasSubstr("tcp_send_reset"));
-  EXPECT_THAT(d, HasSubstr("6.10"));
-  EXPECT_THAT(d, HasSubstr("inet_sk_error_report"));
-  EXPECT_THAT(d, HasSubstr("tcp_receive_reset"));
-  EXPECT_THAT(d, HasSubstr("tcp_destroy_sock"));
-  EXPECT_THAT(d, HasSubstr("fentry"));
-  EXPECT_THAT(d, HasSubstr("loads"));
-  EXPECT_THAT(d, HasSubstr("kprobes"));
-  EXPECT_THAT(d, HasSubstr("cgroup v2 mount"));
-  EXPECT_THAT(d, HasSubstr("/sys/fs/cgroup"));
+  for (const char* what :
+       {"kernel BTF", "tcp_keepalive_timer", "timer_expire_entry", "tcp_send_reset", "6.12",
+        "tcp_receive_reset", "tcp_destroy_sock", "inet_sock_set_state", "bpf_rdonly_cast",
+        "plain-load", "socket cookie", "atomics", "iter/task_file", "iter/tcp", "fentry", "loads",
+        "kprobes", "cgroup v2 mount", "/sys/fs/cgroup"}) {
+    EXPECT_THAT(d, HasSubstr(what));
+  }
   // Every yes/no line says yes; only the cgroup line has no yes/no.
   size_t yes = 0;
   for (size_t at = d.find(": "); at != std::string::npos; at = d.find(": ", at + 1)) {
     const size_t word = d.find_first_not_of(' ', at + 1);
     yes += d.compare(word, 4, "yes\n") == 0 || d.compare(word, 4, "yes ") == 0;
   }
-  EXPECT_EQ(yes, 10u) << d;
+  EXPECT_EQ(yes, 15u) << d;
 }
 
 TEST(DescribeTest, ReportsWhatIsMissing) {
@@ -218,10 +256,11 @@ TEST(DescribeTest, ReportsWhatIsMissing) {
   const std::string d = describe(f);
   EXPECT_THAT(d, HasSubstr("No such file or directory"));
   EXPECT_THAT(d, HasSubstr("has no BTF FUNC record"));
+  EXPECT_THAT(d, HasSubstr("bpf_probe_read_kernel builds"));
   EXPECT_THAT(d, HasSubstr("cgroup v2 mount:                  none"));
   EXPECT_THAT(d, Not(HasSubstr("yes")));
   // One line per feature.
-  EXPECT_EQ(std::count(d.begin(), d.end(), '\n'), 11);
+  EXPECT_EQ(std::count(d.begin(), d.end(), '\n'), 16);
 }
 
 TEST(KallsymsTest, FindsTheSymbolWithARealAddress) {

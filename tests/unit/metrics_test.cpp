@@ -63,6 +63,7 @@ class MetricsTest : public ::testing::Test {
                                        {"tka_destroy", "tp_btf/tcp_destroy_sock", false}};
     };
     sources.drops = [] { return std::array<uint64_t, TKA_DROP__COUNT>{17, 5}; };
+    sources.parts = parts_;
     MetricsCollector c(agg_, info_, std::move(sources), counters_);
     return render_metrics(c);
   }
@@ -70,6 +71,7 @@ class MetricsTest : public ::testing::Test {
   Aggregator agg_;
   AgentCounters counters_;
   AgentInfo info_;
+  std::function<std::vector<PartState>()> parts_;
 };
 
 TEST_F(MetricsTest, HelpAndTypeForEveryFamily) {
@@ -127,8 +129,8 @@ TEST_F(MetricsTest, AgentSamples) {
                              "program=\"tka_timer_entry\"} 1\n"));
   EXPECT_THAT(out, HasSubstr("tcpka_bpf_program_attached{attach=\"tp_btf/tcp_destroy_sock\","
                              "program=\"tka_destroy\"} 0\n"));
-  EXPECT_THAT(out, HasSubstr("tcpka_signal_info{attach=\"tp_btf/tcp_send_reset\",backend="
-                             "\"reset-reason\",signal=\"kill_timeout\"} 1\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_signal_info{attach=\"tp_btf/tcp_send_reset (reason)\","
+                             "backend=\"reset-reason\",signal=\"kill_timeout\"} 1\n"));
   EXPECT_THAT(out, HasSubstr("tcpka_signal_info{attach=\"tp_btf/tcp_receive_reset\",backend="
                              "\"reset-reason\",signal=\"kill_reset\"} 1\n"));
   EXPECT_THAT(out, HasSubstr("tcpka_events_dropped_total{reason=\"ringbuf_full\"} 17\n"));
@@ -158,8 +160,22 @@ TEST_F(MetricsTest, BlindSignalIsZeroAndHasNoSeries) {
                              "port=\"5432\",outcome=\"timeout\"} 1\n"));
   EXPECT_THAT(out, HasSubstr("tcpka_keepalive_probes_sent_total{cgroup=\"/db\",direction="
                              "\"inbound\",port=\"5432\"} 3\n"));
-  EXPECT_THAT(out, HasSubstr("tcpka_signal_info{attach=\"tp_btf/inet_sk_error_report\",backend="
-                             "\"timer-bracket\",signal=\"kill_timeout\"} 1\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_signal_info{attach=\"tp_btf/tcp_send_reset (in the timer "
+                             "bracket)\",backend=\"timer-bracket\",signal=\"kill_timeout\"} 1\n"));
+}
+
+TEST_F(MetricsTest, PartsUpOrOff) {
+  parts_ = [] {
+    return std::vector<PartState>{{Part::kKeepalive, true, ""},
+                                  {Part::kAudit, true, ""},
+                                  {Part::kStateTracker, false, "the kernel lacks it: 5.12"}};
+  };
+  const std::string out = render();
+  EXPECT_THAT(out, HasSubstr("# TYPE tcpka_part_up gauge\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_part_up{part=\"keepalive\"} 1\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_part_up{part=\"audit\"} 1\n"));
+  EXPECT_THAT(out, HasSubstr("tcpka_part_up{part=\"state_tracker\"} 0\n"));
+  EXPECT_THAT(out, Not(HasSubstr("part=\"policies\""))) << "not configured: no series";
 }
 
 TEST_F(MetricsTest, UntrackedSocketsAndLargeCounts) {

@@ -169,12 +169,50 @@ TEST(PlanForKsymTest, HiddenAddressNamesCapSyslog) {
   f.ksym_keepalive_timer = false;
   f.ksym_hidden = true;
   auto p = plan_for(f, Backend::kAuto);
-  ASSERT_FALSE(p.ok());
-  EXPECT_THAT(p.error(), HasSubstr("CAP_SYSLOG"));
+  ASSERT_TRUE(p.ok()) << p.error();
+  EXPECT_THAT(p->keepalive_gap, HasSubstr("CAP_SYSLOG"));
   f.ksym_hidden = false;
   p = plan_for(f, Backend::kAuto);
-  ASSERT_FALSE(p.ok());
-  EXPECT_THAT(p.error(), Not(HasSubstr("CAP_SYSLOG")));
+  ASSERT_TRUE(p.ok()) << p.error();
+  EXPECT_THAT(p->keepalive_gap, Not(HasSubstr("CAP_SYSLOG")));
+}
+
+TEST(PartsTest, DegradedLinesHealthAndStrict) {
+  auto plan = plan_for(all_features(), Backend::kAuto);
+  ASSERT_TRUE(plan.ok()) << plan.error();
+  std::vector<PartState> parts = {{Part::kKeepalive, true, ""}, {Part::kAudit, true, ""}};
+  EXPECT_FALSE(degraded(*plan, parts));
+  EXPECT_TRUE(part_lines(parts).empty());
+  EXPECT_EQ(health_text(*plan, parts), "ok");
+  EXPECT_TRUE(require_every_part(parts).ok());
+
+  parts.push_back({Part::kStateTracker, false, "the kernel lacks it: no cookie (Linux 5.12)"});
+  EXPECT_TRUE(degraded(*plan, parts));
+  const auto lines = part_lines(parts);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_THAT(lines[0], HasSubstr("state_tracker is OFF: the kernel lacks it: no cookie"));
+  EXPECT_EQ(health_text(*plan, parts), "degraded: part state_tracker off");
+  const auto strict = require_every_part(parts);
+  ASSERT_FALSE(strict.ok());
+  EXPECT_THAT(strict.error(), HasSubstr("--strict"));
+  EXPECT_THAT(strict.error(), HasSubstr("state_tracker (the kernel lacks it: no cookie"));
+}
+
+TEST(PartsTest, AKeepalivePartOffMakesEverySignalUnobserved) {
+  auto plan = plan_for(all_features(), Backend::kAuto);
+  ASSERT_TRUE(plan.ok()) << plan.error();
+  keepalive_off(&*plan, "loading the keepalive BPF programs failed: Invalid argument");
+  EXPECT_TRUE(plan->programs.empty());
+  EXPECT_EQ(unobserved(*plan).size(), 5u);
+  EXPECT_THAT(plan->keepalive_gap, HasSubstr("Invalid argument"));
+  const std::vector<PartState> parts = {
+      {Part::kKeepalive, false, "loading the keepalive BPF programs failed"}};
+  EXPECT_EQ(health_text(*plan, parts), "degraded: part keepalive off")
+      << "its signals go with it";
+  auto blind = plan_for(all_features(), Backend::kAuto);
+  ASSERT_TRUE(blind.ok());
+  blind->signals[3].available = false;  // kill_reset
+  EXPECT_EQ(health_text(*blind, {{Part::kKeepalive, true, ""}}), "degraded: signal kill_reset off");
 }
 
 Invocation parse_ok(std::vector<std::string> args, int* rc) {

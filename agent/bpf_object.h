@@ -1,0 +1,57 @@
+// What every owner of a BPF skeleton shares: libbpf's messages kept for
+// error texts that quote the verifier, the choice between an object's two
+// builds, and the test hook that makes the kernel refuse a part.
+#pragma once
+
+#include <bpf/libbpf.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdlib>
+#include <string>
+
+#include "kernel_features.h"
+
+namespace tcpka {
+
+// Routes libbpf's messages (but its debug ones) into a buffer that
+// take_log_tail() empties; installed by the loaders before each load.
+void capture_libbpf_log();
+// The last `lines` lines libbpf printed since the last call, each on its own
+// indented line; empties the buffer.
+std::string take_log_tail(size_t lines);
+std::string errstr(int err);
+
+// Opens a skeleton of type Skel with the bytes of another build of the same
+// source (bpf/include/tka_compat.bpf.h, cmake/BpfSkeleton.cmake TWINS: the
+// build checks that the two skeletons match). nullptr and errno on failure.
+template <typename Skel>
+Skel* open_skeleton_with(int (*create)(Skel*), const void* (*elf_bytes)(size_t*),
+                         void (*destroy)(Skel*)) {
+  Skel* obj = static_cast<Skel*>(std::calloc(1, sizeof(Skel)));
+  if (!obj) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  if (int err = create(obj); err) {
+    destroy(obj);
+    errno = -err;
+    return nullptr;
+  }
+  obj->skeleton->data = const_cast<void*>(elf_bytes(&obj->skeleton->data_sz));
+  if (int err = bpf_object__open_skeleton(obj->skeleton, nullptr); err) {
+    destroy(obj);
+    errno = -err;
+    return nullptr;
+  }
+  return obj;
+}
+
+// Test hook: TCPKA_TEST_REFUSE=part[,part...] (names of part_name()). The
+// programs of a part named there are loaded as socket filters, which the
+// kernel refuses, so the tests can force the refusal of each part on any
+// kernel and show that the others still count.
+bool test_refuses(Part p);
+void load_as_refused(bpf_object* obj);
+
+}  // namespace tcpka

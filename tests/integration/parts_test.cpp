@@ -1,0 +1,175 @@
+// No single point of failure: each part of the agent (keepalive counters,
+// audit, state tracker, policies) refused by the kernel in turn, through the
+// TCPKA_TEST_REFUSE hook (its programs are loaded as socket filters, which
+// the verifier refuses). `check` names the refused part with the kernel's
+// words, `run --strict` refuses with status 3, and `run` starts without it,
+// says so on /healthz and tcpka_part_up, and the other parts still count
+// against the kernel's own evidence (the errno of a keepalive kill, ss-free
+// socket state, getsockopt).
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "harness.h"
+
+namespace tcpka::test {
+namespace {
+
+using std::chrono::seconds;
+
+constexpr const char* kParts[] = {"keepalive", "audit", "state_tracker", "policies"};
+
+// TCPKA_TEST_REFUSE for the object's lifetime (the agents this process
+// starts inherit it).
+class RefusePart {
+ public:
+  explicit RefusePart(const std::string& part) { setenv("TCPKA_TEST_REFUSE", part.c_str(), 1); }
+  ~RefusePart() { unsetenv("TCPKA_TEST_REFUSE"); }
+  RefusePart(const RefusePart&) = delete;
+  RefusePart& operator=(const RefusePart&) = delete;
+};
+
+class PartsTest : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override { ASSERT_EQ(geteuid(), 0u) << "integration tests need root"; }
+};
+
+TEST_P(PartsTest, CheckNamesTheRefusedPartAndStrictRefuses) {
+  const std::string part = GetParam();
+  RefusePart refuse(part);
+  std::string out;
+  EXPECT_EQ(sh(agent_binary() + " check 2>&1", &out), 0) << out;
+  char line[64];
+  std::snprintf(line, sizeof(line), "  %-14s OFF: loading ", part.c_str());
+  EXPECT_NE(out.find(line), std::string::npos) << out;
+  // The kernel's own words about the refused program follow.
+  EXPECT_NE(out.find("libbpf: prog '"), std::string::npos) << out;
+  EXPECT_NE(out.find("result: ok, degraded (off: part " + part), std::string::npos) << out;
+  for (const char* other : kParts) {
+    if (other == part) continue;
+    std::snprintf(line, sizeof(line), "  %-14s on", other);
+    EXPECT_NE(out.find(line), std::string::npos) << other << " in\n" << out;
+  }
+  EXPECT_EQ(sh(agent_binary() + " check --strict >/dev/null 2>&1"), 3);
+  EXPECT_TRUE(eventually([] { return count_our_programs() == 0; }, seconds(5)))
+      << "check must leave nothing loaded";
+}
+
+TEST_P(PartsTest, RunStartsWithoutItAndTheOthersStillCount) {
+  const std::string part = GetParam();
+  RefusePart refuse(part);
+  TestNetns netns;
+  TestCgroup target(false);
+  const std::vector<std::string> policy = {"--keepalive-cgroup", target.abs(),
+                                           "--keepalive-idle",   "1",
+                                           "--keepalive-intvl",  "1",
+                                           "--keepalive-cnt",    "2"};
+  {
+    std::vector<std::string> strict = policy;
+    std::string cmd = agent_binary() + " run --strict --listen 127.0.0.1:9979";
+    for (const auto& a : strict) cmd += " " + a;
+    std::string err;
+    EXPECT_EQ(sh("timeout 30 " + cmd + " 2>&1", &err), 3) << err;
+    EXPECT_NE(err.find("--strict: refusing to start without every part; off: " + part),
+              std::string::npos)
+        << err;
+  }
+  std::vector<std::string> args = policy;
+  args.insert(args.end(), {"--audit-interval", "1"});
+  Agent agent(args);
+  int status = 0;
+  EXPECT_EQ(agent.get("/healthz", &status), "degraded: part " + part + " off\n");
+  EXPECT_EQ(status, 200) << "a part the kernel refuses does not make the agent unhealthy";
+  EXPECT_NE(agent.log().find("degraded: part " + part + " is OFF: loading "), std::string::npos)
+      << agent.log();
+  const std::string m = agent.metrics();
+  for (const char* p : kParts) {
+    EXPECT_EQ(metric(m, "tcpka_part_up", {{"part", p}}), p == part ? 0 : 1) << p << "\n" << m;
+  }
+
+  // Policies: a connection made in the target cgroup gets keepalive.
+  Listener l = listen_on(AF_INET);
+  target.enter();
+  Conn policed = connect_pair(l);
+  target.leave();
+  EXPECT_EQ(get_keepalive(policed.client).on, part == "policies" ? 0 : 1);
+  ::close(policed.client);  // not to be killed with the next one
+  policed.client = -1;
+
+  // The audit and the state tracker: a CLOSE_WAIT socket of ours, listed
+  // with its owner, then closed after a second. Its listener (whose cgroup
+  // accepted sockets take) in a cgroup of this test: the host's other
+  // sockets pass CLOSE_WAIT too.
+  TestCgroup leaky(false);
+  leaky.enter();
+  Listener l2 = listen_on(AF_INET);
+  leaky.leave();
+  Conn leak = connect_pair(l2);
+  ::close(leak.client);
+  leak.client = -1;
+  const std::string port = std::to_string(l2.port);
+  if (part == "audit") {
+    agent.get("/sockets?state=close_wait", &status);
+    EXPECT_EQ(status, 503);
+  } else {
+    EXPECT_TRUE(eventually(
+        [&] {
+          const auto rows = json_objects(agent.get("/sockets?state=close_wait"));
+          for (const auto& r : rows) {
+            if (json_field(r, "sport") == port &&
+                json_field(r, "pid") == std::to_string(getpid())) {
+              return true;
+            }
+          }
+          return false;
+        },
+        seconds(10)))
+        << agent.get("/sockets?state=close_wait");
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  ::close(leak.server);
+  leak.server = -1;
+  const bool tracked = part != "state_tracker";
+  EXPECT_TRUE(eventually(
+      [&] {
+        return metric(agent.metrics(), "tcpka_close_wait_duration_seconds_count",
+                      {{"cgroup", leaky.path()}}) == (tracked ? 1 : 0);
+      },
+      seconds(5)))
+      << agent.metrics();
+
+  // The keepalive counters: a kill by timeout, errno ETIMEDOUT.
+  Conn doomed = connect_pair(l);
+  Nft nft;
+  nft.drop_sport(l.port);
+  set_keepalive(doomed.client, 1, 1, 2);
+  ASSERT_EQ(wait_error(doomed.client, seconds(15)), ETIMEDOUT);
+  if (part == "keepalive") {
+    std::this_thread::sleep_for(seconds(2));
+    EXPECT_EQ(agent.metrics().find("tcpka_keepalive_kills_total{"), std::string::npos)
+        << "no series for signals nobody observes";
+  } else {
+    EXPECT_TRUE(eventually(
+        [&] {
+          return metric(agent.metrics(), "tcpka_keepalive_kills_total",
+                        {{"outcome", "timeout"}, {"port", std::to_string(l.port)}}) == 1;
+        },
+        seconds(10)))
+        << agent.metrics();
+  }
+  EXPECT_EQ(agent.stop(), 0) << agent.log();
+  EXPECT_TRUE(eventually([] { return count_our_programs() == 0; }, seconds(5)));
+}
+
+INSTANTIATE_TEST_SUITE_P(EachPart, PartsTest, ::testing::ValuesIn(kParts),
+                         [](const auto& info) { return std::string(info.param); });
+
+}  // namespace
+}  // namespace tcpka::test
