@@ -9,6 +9,7 @@ namespace {
 // What every event of a socket tells its entry, held or counted.
 void seen(const Event& e, SocketStats& sock) {
   if (e.cookie) sock.cookie = e.cookie;
+  if (!sock.first_ts_ns) sock.first_ts_ns = e.ts_ns;
   sock.last_ts_ns = e.ts_ns;
 }
 
@@ -246,9 +247,17 @@ size_t Aggregator::sweep(uint64_t scan_start_ns,
   auto unshown = [&](const Entry& e) {
     return e.value.swept != gen && e.value.stats.last_ts_ns < scan_start_ns;
   };
+  // Waiting for labels, it is unseen if it existed before the scan began:
+  // not its last event, read while a slow scan ran (a second on a loaded or
+  // emulated machine, with a probe read every second), which would keep it
+  // waiting forever. One that got its descriptor only during the scan is
+  // marked too: the kernel labels its probes until the next scan shows it.
+  auto missed = [&](const Entry& e) {
+    return e.value.swept != gen && e.value.stats.first_ts_ns < scan_start_ns;
+  };
   if (held_.sockets) {
     for (Entry& e : sockets_) {
-      if (e.value.held && !e.value.unseen && unshown(e)) {
+      if (e.value.held && !e.value.unseen && missed(e)) {
         e.value.unseen = true;
         ++held_.unseen;
       }

@@ -38,6 +38,7 @@ struct SocketStats {
   uint64_t probes = 0;
   uint64_t recovered = 0;
   uint64_t kills = 0;
+  uint64_t first_ts_ns = 0;  // its first event the agent read
   uint64_t last_ts_ns = 0;
 };
 

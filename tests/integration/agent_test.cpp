@@ -90,7 +90,7 @@ TEST_P(WatchTest, Ipv6ResetKill) {
   EXPECT_EQ(json_field(kill, "errno"), std::to_string(ECONNRESET));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, WatchTest, ::testing::Values("reset-reason", "timer-bracket"),
+INSTANTIATE_TEST_SUITE_P(Backends, WatchTest, ::testing::ValuesIn(backends()),
                          [](const auto& info) {
                            std::string n = info.param;
                            for (char& ch : n) {
@@ -103,16 +103,41 @@ TEST(AgentCli, CheckReportsEverySignalAndSucceeds) {
   ASSERT_EQ(geteuid(), 0u);
   std::string out;
   ASSERT_EQ(sh(agent_binary() + " check", &out), 0) << out;
+  const bool reason = !kernel_lacks("reset_reason");
   for (const char* s : {"probe", "recovered", "kill_timeout", "kill_reset", "socket_gone",
-                        "signals (backend reset-reason)", "fentry", "  keepalive      on",
-                        "  audit          on", "  state_tracker  on", "  policies       on",
-                        "result: ok (every part loads"}) {
+                        reason ? "signals (backend reset-reason)" : "signals (backend timer-bracket)",
+                        "fentry", "  keepalive      on", "  audit          on"}) {
     EXPECT_NE(out.find(s), std::string::npos) << s << " missing in:\n" << out;
   }
+  // Everything else on; what the kernel lacks, off (tests/matrix/kernels.list).
+  for (const char* part : {"state_tracker", "policies"}) {
+    char line[64];
+    std::snprintf(line, sizeof(line), "  %-14s %s", part, kernel_lacks(part) ? "OFF: the kernel lacks it" : "on");
+    EXPECT_NE(out.find(line), std::string::npos) << line << " missing in:\n" << out;
+  }
+  EXPECT_NE(out.find(kernel_lacks("keepalive_apply") ? "to open sockets: NO" : "to open sockets: yes"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find(kernel_lacks("state_tracker") || kernel_lacks("policies")
+                         ? "result: ok, degraded"
+                         : "result: ok (every part loads"),
+            std::string::npos)
+      << out;
   ASSERT_EQ(sh(agent_binary() + " check --backend timer-bracket", &out), 0) << out;
   EXPECT_NE(out.find("kill_timeout  tp_btf/tcp_send_reset (in the timer bracket)"),
             std::string::npos)
       << out;
+  // The reset reason: used where the kernel has it, refused by name where not.
+  const int rc = sh(agent_binary() + " check --backend reset-reason 2>&1", &out);
+  if (reason) {
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_NE(out.find("kill_timeout  tp_btf/tcp_send_reset (reason)"), std::string::npos) << out;
+  } else {
+    EXPECT_EQ(rc, 1) << out;
+    EXPECT_NE(out.find("SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT (Linux 6.12+); use timer-bracket"),
+              std::string::npos)
+        << out;
+  }
   EXPECT_TRUE(eventually([] { return count_our_programs() == 0; }, seconds(5)))
       << "check must leave nothing loaded";
 }
@@ -177,15 +202,24 @@ TEST(AgentRun, MetricsExposeBuildProgramsAndSignals) {
         "tcpka_signal_info", "tcpka_events_dropped_total", "tcpka_series_overflow_total"}) {
     EXPECT_NE(m.find(std::string("# HELP ") + family + " "), std::string::npos) << family;
   }
-  for (const char* prog : {"tka_timer_entry", "tka_timer_exit", "tka_send_reset", "tka_recv_reset",
-                           "tka_destroy", "tka_set_state", "tka_iter_socks"}) {
+  // What this kernel has (tests/matrix/kernels.list; everything on the host).
+  const bool reason = !kernel_lacks("reset_reason");
+  const bool tracker = !kernel_lacks("state_tracker");
+  for (const char* prog : {"tka_timer_entry", "tka_timer_exit",
+                           reason ? "tka_send_reset" : "tka_reset_bracket", "tka_recv_reset",
+                           "tka_destroy", "tka_iter_socks"}) {
     EXPECT_EQ(metric(m, "tcpka_bpf_program_attached", {{"program", prog}}), 1) << prog;
   }
+  EXPECT_EQ(has_series(m, "tcpka_bpf_program_attached",
+                       {{"program", "tka_set_state"}, {"attach", "tp_btf/inet_sock_set_state"}}),
+            tracker);
   EXPECT_EQ(metric(m, "tcpka_signal_info",
-                   {{"signal", "kill_timeout"}, {"attach", "tp_btf/tcp_send_reset (reason)"}}),
+                   {{"signal", "kill_timeout"},
+                    {"attach", reason ? "tp_btf/tcp_send_reset (reason)"
+                                      : "tp_btf/tcp_send_reset (in the timer bracket)"}}),
             1);
   for (const char* part : {"keepalive", "audit", "state_tracker"}) {
-    EXPECT_EQ(metric(m, "tcpka_part_up", {{"part", part}}), 1) << part;
+    EXPECT_EQ(metric(m, "tcpka_part_up", {{"part", part}}), kernel_lacks(part) ? 0 : 1) << part;
   }
   EXPECT_FALSE(has_series(m, "tcpka_part_up", {{"part", "policies"}})) << "none configured";
   EXPECT_EQ(metric(m, "tcpka_build_info"), 1);
@@ -193,7 +227,7 @@ TEST(AgentRun, MetricsExposeBuildProgramsAndSignals) {
   agent.get("/nope", &status);
   EXPECT_EQ(status, 404);
   // Five keepalive programs, the state tracker and the socket iterator.
-  EXPECT_EQ(count_our_programs(), 7);
+  EXPECT_EQ(count_our_programs(), tracker ? 7 : 6);
   EXPECT_EQ(agent.stop(), 0);
   // Program ids outlive the process for an RCU grace period.
   EXPECT_TRUE(eventually([] { return count_our_programs() == 0; }, seconds(5)))

@@ -317,12 +317,35 @@ CpusAwake::CpusAwake() {
 
 void expect_shown_within_kernel(uint64_t shown, uint64_t kernel, const char* what) {
   EXPECT_LE(shown, kernel) << "the witness counted more " << what << " than the kernel";
+  if (exact_counters()) {
+    EXPECT_EQ(shown, kernel) << what << ": every keepalive-timer callback must reach BPF on this "
+                                "kernel (TCPKA_EXACT_COUNTERS)";
+  }
   if (shown < kernel) {
     std::printf("[ NOTE     ] kernel gap: %llu of %llu %s were in callbacks no BPF "
                 "program ran for\n",
                 static_cast<unsigned long long>(kernel - shown),
                 static_cast<unsigned long long>(kernel), what);
   }
+}
+
+bool kernel_lacks(const std::string& what) {
+  const char* env = std::getenv("TCPKA_KERNEL_LACKS");
+  std::istringstream words(env ? env : "");
+  for (std::string w; words >> w;) {
+    if (w == what) return true;
+  }
+  return false;
+}
+
+bool exact_counters() {
+  const char* env = std::getenv("TCPKA_EXACT_COUNTERS");
+  return env && std::string(env) == "1";
+}
+
+std::vector<std::string> backends() {
+  if (kernel_lacks("reset_reason")) return {"timer-bracket"};
+  return {"reset-reason", "timer-bracket"};
 }
 
 std::string http_get(uint16_t port, const std::string& path, int* status) {

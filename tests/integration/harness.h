@@ -162,8 +162,19 @@ class CpusAwake {
 // What ProbeWitness saw (shown) against the rise of the kernel's own
 // counter over the same time (kernel): probes (TcpExtTCPKeepAlive) or
 // timeout kills (TcpExtTCPAbortOnTimeout). Never more; fewer is a kernel gap
-// (see CpusAwake), printed as a note, not failed.
+// (see CpusAwake), printed as a note, not failed, but where exact_counters().
 void expect_shown_within_kernel(uint64_t shown, uint64_t kernel, const char* what = "probes");
+
+// What the kernel under test lacks, as tests/matrix/kernels.list declares it
+// (TCPKA_KERNEL_LACKS, set by the kernel matrix; empty elsewhere: the host
+// must have everything). A test of a missing feature asserts that tcpka
+// refuses or reports it, never skips.
+bool kernel_lacks(const std::string& what);
+// TCPKA_EXACT_COUNTERS=1 (the matrix's guests): the witness must see every
+// probe and kill the kernel counted (expect_shown_within_kernel).
+bool exact_counters();
+// The kill-detection backends this kernel supports, for test parameters.
+std::vector<std::string> backends();
 
 // Sum of the samples of a metric whose labels include all of `labels`.
 double metric(const std::string& body, const std::string& name,

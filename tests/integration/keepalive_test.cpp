@@ -405,7 +405,7 @@ TEST_P(KeepaliveTest, FlakyPeersRecoverBesideDeadOnes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, KeepaliveTest,
-                         ::testing::Values("reset-reason", "timer-bracket"), [](const auto& info) {
+                         ::testing::ValuesIn(backends()), [](const auto& info) {
                            std::string n = info.param;
                            for (char& ch : n) {
                              if (ch == '-') ch = '_';

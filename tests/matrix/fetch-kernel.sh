@@ -15,8 +15,8 @@ name=${1:?usage: fetch-kernel.sh NAME}
 cache=${TCPKA_KERNEL_CACHE:-/var/cache/tcpka-kernels}
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 
-read -r -a suites < <(awk -v n="$name" '$1 == n {$1 = ""; print}' "$here/kernels.list")
-((${#suites[@]})) || { echo "fetch-kernel.sh: no line '$name' in kernels.list" >&2; exit 2; }
+IFS=, read -r -a suites < <(awk -v n="$name" '$1 == n && $2 != "-" {print $2}' "$here/kernels.list")
+((${#suites[@]})) || { echo "fetch-kernel.sh: no kernel line '$name' in kernels.list" >&2; exit 2; }
 
 apt_dir=$cache/apt/$name
 mkdir -p "$apt_dir"/{lists/partial,archives/partial}

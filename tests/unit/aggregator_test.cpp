@@ -585,6 +585,23 @@ TEST(AggregatorAttributionTest, ASocketNoScanShowsWaitsForTheKernelsLabels) {
   EXPECT_EQ(r.calls, 1);
 }
 
+TEST(AggregatorAttributionTest, ASocketProbingThroughASlowScanIsStillUnseen) {
+  // A probe a second, and a scan that takes longer than one (loaded or
+  // emulated machines): its last probe is always read after the scan began.
+  Aggregator agg(100, 100);
+  std::vector<bool> calls;
+  agg.on_kernel_labels([&](bool on) { calls.push_back(on); });
+  Resolver r;
+  auto fn = r.fn();
+  agg.add(bare_probe(80, 1, 100), fn);
+  agg.add(bare_probe(80, 1, 1100), fn);
+  agg.add(bare_probe(80, 1, 2100), fn);
+  agg.sweep(2000, [](const Aggregator::LiveVisitor&) {});
+  EXPECT_EQ(agg.held().unseen, 1u);
+  EXPECT_EQ(calls, std::vector<bool>{true});
+  EXPECT_EQ(agg.snapshot().sockets, 1u) << "not forgotten: its last event came during the scan";
+}
+
 TEST(AggregatorAttributionTest, AnUnseenSocketAScanShowsLaterIsLabelledAndSweptAgain) {
   Aggregator agg(100, 100);
   std::vector<bool> calls;
