@@ -229,6 +229,11 @@ std::vector<MetricFamily> MetricsCollector::families(const Aggregator::Snapshot&
   auto so_errors =
       family("tcpka_sockops_errors_total",
              "bpf_setsockopt/bpf_getsockopt failures of a keepalive policy.", MetricType::Counter);
+  auto unknown = family(
+      "tcpka_sockops_own_keepalive_unknown_total",
+      "Connections of a keepalive policy whose own SO_KEEPALIVE the kernel could not report "
+      "(bpf_getsockopt(SOL_SOCKET) before Linux 6.1): the policy was applied, as with override.",
+      MetricType::Counter);
   const auto policies = src_.policies ? src_.policies() : std::vector<PolicySet::Stats>{};
   for (const auto& pol : policies) {
     add(attached, {{"attach", pol.state.attach}, {"program", pol.state.program}},
@@ -247,6 +252,8 @@ std::vector<MetricFamily> MetricsCollector::families(const Aggregator::Snapshot&
     add(so_errors, lab("option", "tcp_keepidle"), static_cast<double>(c[TKA_SO_ERR_IDLE]));
     add(so_errors, lab("option", "tcp_keepintvl"), static_cast<double>(c[TKA_SO_ERR_INTVL]));
     add(so_errors, lab("option", "tcp_keepcnt"), static_cast<double>(c[TKA_SO_ERR_CNT]));
+    add(unknown, lab("direction", "inbound"), static_cast<double>(c[TKA_SO_UNKNOWN_IN]));
+    add(unknown, lab("direction", "outbound"), static_cast<double>(c[TKA_SO_UNKNOWN_OUT]));
   }
 
   auto signals = family("tcpka_signal_info",
@@ -347,7 +354,7 @@ std::vector<MetricFamily> MetricsCollector::families(const Aggregator::Snapshot&
   }
   // Policy families only when policies exist: no empty families.
   if (!policies.empty()) {
-    for (auto* f : {&applied, &kept, &so_errors}) out.push_back(std::move(*f));
+    for (auto* f : {&applied, &kept, &so_errors, &unknown}) out.push_back(std::move(*f));
   }
   if (src_.extra) {
     for (auto& f : src_.extra()) out.push_back(std::move(f));

@@ -18,7 +18,8 @@
  *
  * A socket whose SO_KEEPALIVE is already on (the application set it before
  * connect(), or the listener carried it) keeps its own values unless the
- * policy says override. Nested policies: the innermost cgroup's program runs
+ * policy says override; before Linux 6.1 the program cannot tell, and
+ * applies the policy (tka_apply()). Nested policies: the innermost cgroup's program runs
  * first, so it wins unless an outer policy overrides. An application that
  * sets keepalive options after the connection is established replaces ours:
  * sockops has no hook on the application's setsockopt().
@@ -72,9 +73,15 @@ static __always_inline int tka_apply(void *ctx, const struct tka_policy *pol, bo
 {
 	int on = 0, val;
 
+	/* Before Linux 6.1 (commit 38566ec06f52, sk_getsockopt() reused),
+	 * bpf_getsockopt(SOL_SOCKET) knows only SO_MARK, SO_PRIORITY and
+	 * SO_BINDTODEVICE, and no other way shows this program the flag: the
+	 * application's own keepalive cannot be told apart, and the policy is
+	 * applied as with override, counted apart.
+	 */
 	if (bpf_getsockopt(ctx, TKA_SOL_SOCKET, TKA_SO_KEEPALIVE, &on, sizeof(on))) {
-		tka_so_count(TKA_SO_ERR_KEEPALIVE);
-		return TKA_APPLY_ERROR;
+		tka_so_count(inbound ? TKA_SO_UNKNOWN_IN : TKA_SO_UNKNOWN_OUT);
+		on = 0;
 	}
 	if (on && !pol->override) {
 		tka_so_count(inbound ? TKA_SO_KEPT_IN : TKA_SO_KEPT_OUT);

@@ -108,7 +108,13 @@ enum tka_sockops_stat {
 	TKA_SO_ERR_IDLE = 5,      /* bpf_setsockopt(TCP_KEEPIDLE) failed */
 	TKA_SO_ERR_INTVL = 6,
 	TKA_SO_ERR_CNT = 7,
-	TKA_SO__COUNT = 8,
+	/* The kernel could not say whether the application had keepalive on
+	 * (bpf_getsockopt(SOL_SOCKET, SO_KEEPALIVE) before Linux 6.1): the
+	 * policy was applied, as with override.
+	 */
+	TKA_SO_UNKNOWN_IN = 8,
+	TKA_SO_UNKNOWN_OUT = 9,
+	TKA_SO__COUNT = 10,
 };
 
 /* What tka_iter_apply prints per socket it considered (one line each):

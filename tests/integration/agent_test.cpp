@@ -53,7 +53,10 @@ TEST_P(WatchTest, JsonLinesDescribeProbesAndKillOfInboundSocket) {
     EXPECT_EQ(json_field(line, "cgroup"), cgroup.path());
     EXPECT_EQ(json_field(line, "state"), "established");
     // Connected after watch started: the state tracker gave it a cookie.
-    EXPECT_NE(json_field(line, "cookie"), "null");
+    // Where tracing programs cannot ask for one (no state tracker,
+    // tests/matrix/kernels.list), nothing did.
+    const bool cookies = !kernel_lacks("state_tracker");
+    EXPECT_EQ(json_field(line, "cookie") != "null", cookies);
     if (json_field(line, "event") == "probe") {
       EXPECT_EQ(json_field(line, "outcome"), "null");
       EXPECT_EQ(json_field(line, "errno"), "0");
@@ -62,7 +65,6 @@ TEST_P(WatchTest, JsonLinesDescribeProbesAndKillOfInboundSocket) {
       EXPECT_EQ(json_field(line, "errno"), std::to_string(ETIMEDOUT));
       EXPECT_EQ(json_field(line, "error"), "ETIMEDOUT");
       EXPECT_EQ(json_field(line, "probes_out"), "2");
-      EXPECT_NE(json_field(line, "cookie"), "null");
     }
   }
   EXPECT_EQ(json_field(lines[0], "probes_out"), "1");
