@@ -181,6 +181,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   };
 
   PolicySet policies(cfg.keepalive_persist);
+  bool policies_off = false;  // the kernel refused them at start: reloads leave them off
   if (!cfg.policies.empty()) {
     auto wanted = resolve_all(cfg.policies, root.value_or(""));
     if (!wanted) {
@@ -195,6 +196,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     if (!gap.empty() || !loads) {
       parts.push_back({Part::kPolicies, false,
                        gap.empty() ? loads.error() : "the kernel lacks it: " + gap});
+      policies_off = true;
     } else if (auto r = policies.reconcile(*wanted); !r) {
       std::fprintf(stderr, "tcpka: keepalive policy: %s\n", r.error().c_str());
       return 1;
@@ -461,7 +463,9 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     // Policies next: the one step the kernel may refuse.
     auto wanted = resolve_all(want.policies, root.value_or(""));
     if (!wanted) return Error{wanted.error()};
-    if (auto r = policies.reconcile(*wanted); !r) return Error{"keepalive policy: " + r.error()};
+    if (!policies_off) {
+      if (auto r = policies.reconcile(*wanted); !r) return Error{"keepalive policy: " + r.error()};
+    }
     agg.set_max_series(want.max_series);
     audit_metrics.set_idle_threshold(want.idle_threshold);
     if (want.audit_interval != audit_interval.load()) {

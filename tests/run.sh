@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install dependencies, build, run every test (unit and privileged
-# integration), print ctest's summary. Then the unit and integration tests
+# integration), print ctest's summary. Then the kernel matrix (Debian's
+# kernels under qemu, tests/matrix/run.sh), the unit and integration tests
 # again under ASan+UBSan (tests/sanitize.sh), the fuzz targets
 # (tests/fuzz.sh), and a Release build with warnings as errors. With
 # arguments, only the main build's ctest runs, with them.
@@ -37,6 +38,7 @@ run_tier() {
 }
 status=0
 run_tier main ctest --test-dir build --output-on-failure || status=1
+run_tier matrix tests/matrix/run.sh build || status=1  # every kernel of tests/matrix/kernels.list
 run_tier sanitize tests/sanitize.sh || status=1  # build-asan: unit + integration, ASan+UBSan
 run_tier fuzz tests/fuzz.sh || status=1          # build-fuzz: each libFuzzer target, 12 s
 # build-release: what `cmake -DCMAKE_BUILD_TYPE=Release` (-O3) compiles for a user, warnings

@@ -18,6 +18,8 @@ packages=(
   prometheus            # promtool (rule tests, metrics lint) and a real server for the e2e test
   python3 python3-yaml  # tests/deploy checks
   openssl curl          # certificates and TLS clients of tests/integration/http_test.cpp
+  # the kernel matrix (tests/matrix): Debian's kernels booted under qemu
+  qemu-system-x86 busybox-static cpio kmod xz-utils zstd
 )
 
 missing=()

@@ -25,7 +25,11 @@ shift 2
 kver=$(cat "$kdir/version")
 command -v qemu-system-x86_64 >/dev/null || { echo "boot.sh: no qemu-system-x86_64 (Debian: qemu-system-x86)" >&2; exit 125; }
 busybox=$(command -v busybox) || { echo "boot.sh: no busybox (Debian: busybox-static)" >&2; exit 125; }
-file -L "$busybox" | grep -q 'statically linked' || { echo "boot.sh: $busybox is not static (Debian: busybox-static)" >&2; exit 125; }
+# It runs alone in the initramfs: it must be the static build.
+if ldd "$busybox" >/dev/null 2>&1; then
+  echo "boot.sh: $busybox is dynamically linked (Debian: busybox-static)" >&2
+  exit 125
+fi
 
 # The job: what guest-init.sh runs, as written here.
 rm -f "$out/status" "$out/output"
@@ -88,7 +92,12 @@ if ((rc == 124 || rc == 137)); then
   exit 124
 fi
 if [[ ! -f $out/status ]]; then
-  echo "boot.sh: the $kver guest never ran the command (qemu exit $rc); console:" >&2
+  if grep -q 'Kernel panic' "$out/console.log"; then
+    echo "boot.sh: the $kver guest's kernel panicked ($(grep -m1 -E 'Oops|BUG:|Kernel panic' \
+      "$out/console.log" | sed 's/^\[[^]]*\] //')); console: $out/console.log" >&2
+  else
+    echo "boot.sh: the $kver guest did not finish the command (qemu exit $rc); console:" >&2
+  fi
   tail -30 "$out/console.log" >&2
   exit 125
 fi

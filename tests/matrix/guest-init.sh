@@ -27,6 +27,24 @@ kver=$(uname -r)
 # which points modprobe at the tree fetch-kernel.sh unpacked.
 echo "$(dirname "$0")/guest-modprobe.sh" >/proc/sys/kernel/modprobe
 ip link set lo up
+# QEMU's multi-threaded TCG does not keep every vCPU's translated code in step
+# with the kernel's live patching of its own text: a vCPU can run the int3 of
+# a static branch being flipped after the flip ended, an oops in interrupt
+# context ("Oops: int3" in call_timer_fn, seen on 6.12) that panics the guest.
+# Each agent start and stop flips the static keys of its tracepoints, and each
+# test's nftables table the netfilter hook keys. Holding each key on for the
+# guest's life leaves them nothing to flip: the tracepoints enabled in tracefs
+# (recording off, so nothing is written), and a table with an input and an
+# output hook in the guest's own namespace (its chains accept everything).
+if [[ -d /sys/kernel/tracing/events ]]; then
+  echo 0 >/sys/kernel/tracing/tracing_on
+  for ev in timer/timer_expire_entry timer/timer_expire_exit tcp/tcp_send_reset \
+    tcp/tcp_receive_reset tcp/tcp_destroy_sock sock/inet_sock_set_state; do
+    echo 1 >"/sys/kernel/tracing/events/$ev/enable" 2>/dev/null
+  done
+fi
+nft 'add table inet tka_guest; add chain inet tka_guest in { type filter hook input priority 0; };
+     add chain inet tka_guest out { type filter hook output priority 0; }' 2>/dev/null
 hostname "tcpka-$kver" 2>/dev/null
 # Debian kernels default to perf_event_paranoid 3 and kptr_restrict 0.
 {

@@ -37,8 +37,11 @@ for name in $names; do
     }
     # Inside the guest the results directory is the 9p share.
     (cd "$root" && "$here/boot.sh" "$kdir" "$dir" \
-      "$here/guest-tests.sh" "$name" "$build" /run/tcpka-results) || true
-    [[ -f $dir/tests.xml ]] || echo "no test results (console: $dir/console.log)" >"$dir/error"
+      "$here/guest-tests.sh" "$name" "$build" /run/tcpka-results) 2> >(tee "$dir/boot.err" >&2) ||
+      true
+    if [[ ! -f $dir/tests.xml ]]; then
+      echo "no test results: $(head -n1 "$dir/boot.err" 2>/dev/null)" >"$dir/error"
+    fi
   fi
   echo $((SECONDS - start)) >"$dir/seconds"
   printf 'matrix: %-9s %4d s\n' "$name" $((SECONDS - start))

@@ -97,7 +97,8 @@ def kernel_row(name, d, lacks):
                                 % (failed, skipped, total, os.path.join(d, "tests.log")))
         except (OSError, ET.ParseError):
             row["tests"] = "none"
-            problems.append("no test results")
+            if not problems:
+                problems.append("no test results")
     row["seconds"] = read(os.path.join(d, "seconds")).strip() or "?"
     row["problems"] = problems
     return row
