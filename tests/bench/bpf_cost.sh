@@ -151,7 +151,7 @@ done
 # The hook of every program, from the sections in the sources.
 awk '/^SEC\("/ {s = $0; sub(/^SEC\("/, "", s); sub(/"\).*/, "", s); sub(/^tp_btf\//, "", s); next}
      s != "" && /^int / {n = $0; sub(/^int (BPF_PROG\()?/, "", n); sub(/[,(].*/, "", n); print n, s; s = ""}' \
-  bpf/keepalive.bpf.c bpf/audit.bpf.c tests/bench/floor.bpf.c > "$tmp"/hooks
+  bpf/keepalive.bpf.c bpf/audit.bpf.c bpf/state.bpf.c tests/bench/floor.bpf.c > "$tmp"/hooks
 
 # Other tcpka processes (integration tests, another benchmark's agent or
 # load), not ours: their load would run through the same hooks.
