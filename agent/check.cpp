@@ -69,11 +69,9 @@ int run_check(const RunConfig& cfg) {
     details.push_back("");
   }
   {
-    const std::string gap = part_gap(f, Part::kPolicies);
-    Result<void> loaded = gap.empty() ? probe_sockops_load("tka_sockops") : Result<void>{};
-    PartState p = !gap.empty() ? PartState{Part::kPolicies, false, "the kernel lacks it: " + gap}
-                  : loaded     ? PartState{Part::kPolicies, true, ""}
-                               : PartState{Part::kPolicies, false, loaded.error()};
+    // Reported whether or not a policy is configured: check tells what the
+    // agent can do here (README, "tcpka check").
+    const PartState p = policies_state(f);
     std::string retrofit;
     if (p.on) {
       const auto r = f.iter_tcp_setsockopt ? probe_sockops_load("tka_iter_apply")

@@ -10,6 +10,7 @@
 #include <ctime>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "aggregator.h"
@@ -109,7 +110,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     parts.push_back(part_state(Part::kAudit, gap, loaded));
     if (loaded) auditor = std::move(loaded.value());
   }
-  const std::string audit_why = parts.back().why;
+  std::string audit_why = parts.back().why;
   // Nor the time: reading the clock was ~45 ns of each probe event. The
   // reader stamps a probe when it reads it, which is later, never earlier,
   // than the probe (all the aggregator needs: when a socket was last seen).
@@ -180,31 +181,41 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     return rows;
   };
 
+  // The first scan: a scan that fails turns the audit off like a refusal.
+  if (auditor) {
+    if (auto rows = scan_rows(false); rows) {
+      audit_metrics.update(*rows);
+    } else {
+      auditor.reset();
+      audit_why = "the first scan failed: " + rows.error();
+      for (auto& p : parts) {
+        if (p.part == Part::kAudit) p = {Part::kAudit, false, audit_why};
+      }
+    }
+  }
+
+  // The policies: whether the kernel takes the program is known here; they
+  // are attached only once the agent knows it will run.
   PolicySet policies(cfg.keepalive_persist);
-  bool policies_off = false;  // the kernel refused them at start: reloads leave them off
+  std::vector<ResolvedPolicy> start_policies;
   if (!cfg.policies.empty()) {
     auto wanted = resolve_all(cfg.policies, root.value_or(""));
     if (!wanted) {
       std::fprintf(stderr, "tcpka: %s\n", wanted.error().c_str());
       return 2;
     }
-    // The kernel refusing the program turns the part off; a policy that
-    // cannot be applied for another reason (another agent holds the cgroup)
-    // is a configuration error, as it always was.
-    std::string gap = part_gap(features, Part::kPolicies);
-    Result<void> loads = gap.empty() ? probe_sockops_load("tka_sockops") : Result<void>{};
-    if (!gap.empty() || !loads) {
-      parts.push_back({Part::kPolicies, false,
-                       gap.empty() ? loads.error() : "the kernel lacks it: " + gap});
-      policies_off = true;
-    } else if (auto r = policies.reconcile(*wanted); !r) {
-      std::fprintf(stderr, "tcpka: keepalive policy: %s\n", r.error().c_str());
-      return 1;
-    } else {
-      parts.push_back({Part::kPolicies, true, ""});
-    }
+    start_policies = std::move(wanted.value());
+    parts.push_back(policies_state(features));
   }
-  if (!tracker && !auditor && !bpf) {
+  auto part_on = [&](Part which) {
+    for (const auto& p : parts) {
+      if (p.part == which) return p.on;
+    }
+    return false;
+  };
+  bool runnable = false;
+  for (const auto& p : parts) runnable = runnable || p.on;
+  if (!runnable) {
     std::fprintf(stderr, "tcpka: cannot run: no part loads on this kernel\n");
     for (const auto& line : part_lines(parts)) std::fprintf(stderr, "tcpka: %s\n", line.c_str());
     return kExitCannotRun;
@@ -218,6 +229,17 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
       return kExitStrict;
     }
   }
+  // A policy the kernel takes but that cannot be applied (another agent
+  // holds the cgroup) is a configuration error, as it always was.
+  if (part_on(Part::kPolicies)) {
+    if (auto r = policies.reconcile(start_policies); !r) {
+      std::fprintf(stderr, "tcpka: keepalive policy: %s\n", r.error().c_str());
+      return 1;
+    }
+  }
+  // Read by the metrics and /healthz; a SIGHUP that adds the first policies
+  // adds their part.
+  std::mutex parts_mu;
 
   if (bpf) {
     if (auto r = bpf->open_events([&](const void* data, size_t size) {
@@ -270,20 +292,15 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
                       return s ? std::array<uint64_t, 2>{s->evicted(), s->refused()}
                                : std::array<uint64_t, 2>{};
                     },
-                    [&parts] { return parts; }},
+                    [&] {
+                      std::lock_guard lock(parts_mu);
+                      return parts;
+                    }},
       counters);
 
   counters.reload_success_time = unix_now();
   std::atomic<bool> stop{false};
   std::atomic<uint32_t> audit_interval{cfg.audit_interval};
-  if (auditor) {
-    if (auto rows = scan_rows(false); rows) {
-      audit_metrics.update(*rows);
-    } else {
-      std::fprintf(stderr, "tcpka: audit scan: %s\n", rows.error().c_str());
-      return 1;
-    }
-  }
   // The readers sleep in epoll for up to a second: the BPF programs submit
   // without a wake-up (one per event, an irq_work each, tripled the state
   // tracker's cost) unless a quarter of the ring waits, and kills wake at
@@ -344,7 +361,12 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   routes["/healthz"] = [&](const HttpRequest&) {
     bool ok = polling.load() && tracker_polling.load();
     for (const auto& p : collector_programs()) ok = ok && p.attached;
-    return ok ? HttpResponse{200, "text/plain; charset=utf-8", health_text(plan, parts) + "\n"}
+    std::string text;
+    {
+      std::lock_guard lock(parts_mu);
+      text = health_text(plan, parts);
+    }
+    return ok ? HttpResponse{200, "text/plain; charset=utf-8", text + "\n"}
               : HttpResponse{503, "text/plain; charset=utf-8", "not attached or not polling\n"};
   };
   routes["/"] = [](const HttpRequest&) {
@@ -463,8 +485,28 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     // Policies next: the one step the kernel may refuse.
     auto wanted = resolve_all(want.policies, root.value_or(""));
     if (!wanted) return Error{wanted.error()};
-    if (!policies_off) {
-      if (auto r = policies.reconcile(*wanted); !r) return Error{"keepalive policy: " + r.error()};
+    // The policies' part: decided by the first start that had policies; a
+    // reload that brings the first ones asks the kernel then.
+    std::optional<PartState> policies_part;
+    {
+      std::lock_guard lock(parts_mu);
+      for (const auto& p : parts) {
+        if (p.part == Part::kPolicies) policies_part = p;
+      }
+    }
+    if (!wanted->empty() && !policies_part) {
+      if (auto c = check_capabilities({true, false}); !c) return Error{c.error()};
+      policies_part = policies_state(features);
+      std::lock_guard lock(parts_mu);
+      parts.push_back(*policies_part);
+    }
+    if (policies_part && !policies_part->on) {
+      if (!wanted->empty()) {
+        std::fprintf(stderr, "tcpka: SIGHUP: the keepalive policies are off (%s): not applied\n",
+                     policies_part->why.c_str());
+      }
+    } else if (auto r = policies.reconcile(*wanted); !r) {
+      return Error{"keepalive policy: " + r.error()};
     }
     agg.set_max_series(want.max_series);
     audit_metrics.set_idle_threshold(want.idle_threshold);

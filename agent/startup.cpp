@@ -8,6 +8,8 @@
 #include <ctime>
 #include <fstream>
 
+#include "sockops_policy.h"
+
 namespace tcpka {
 
 namespace {
@@ -113,6 +115,13 @@ void keepalive_off(Plan* plan, const std::string& why) {
   }
   plan->programs.clear();
   if (plan->keepalive_gap.empty()) plan->keepalive_gap = why;
+}
+
+PartState policies_state(const Features& f) {
+  const std::string gap = part_gap(f, Part::kPolicies);
+  if (!gap.empty()) return {Part::kPolicies, false, "the kernel lacks it: " + gap};
+  if (auto r = probe_sockops_load("tka_sockops"); !r) return {Part::kPolicies, false, r.error()};
+  return {Part::kPolicies, true, ""};
 }
 
 std::vector<std::string> part_lines(const std::vector<PartState>& parts) {

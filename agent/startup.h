@@ -80,6 +80,10 @@ PartState part_state(Part p, const std::string& gap, const Result<T>& loaded) {
 // for that reason.
 void keepalive_off(Plan* plan, const std::string& why);
 
+// The policies part: off when the kernel lacks what it needs or refuses
+// the sockops program (a load, no attach).
+PartState policies_state(const Features& f);
+
 // One log line per part that is off; empty when none.
 std::vector<std::string> part_lines(const std::vector<PartState>& parts);
 // Whether anything is off: a part, or a signal of the plan.

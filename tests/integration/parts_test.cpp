@@ -13,11 +13,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <signal.h>
+
 #include <chrono>
 #include <string>
 #include <thread>
 
 #include "harness.h"
+#include "temp_file.h"
 
 namespace tcpka::test {
 namespace {
@@ -182,6 +185,42 @@ TEST_P(PartsTest, RunStartsWithoutItAndTheOthersStillCount) {
   }
   EXPECT_EQ(agent.stop(), 0) << agent.log();
   EXPECT_TRUE(eventually([] { return count_our_programs() == 0; }, seconds(5)));
+}
+
+// The policies part refused by the kernel, and a SIGHUP that brings the first
+// policies: the reload applies the rest, leaves the policies unapplied and
+// says so, and the part shows as off from then on.
+TEST(PartsReloadTest, FirstPoliciesBySighupWhileTheKernelRefusesThem) {
+  ASSERT_EQ(geteuid(), 0u) << "integration tests need root";
+  RefusePart refuse("policies");
+  TestNetns netns;
+  TestCgroup target(false);
+  testing_common::TempFile file("/tmp/tcpka-parts-");
+  file.write("audit-interval = 1\n");
+  Agent agent({"--config", file.path()});
+  EXPECT_FALSE(has_series(agent.metrics(), "tcpka_part_up", {{"part", "policies"}}))
+      << "none configured yet";
+  file.write("audit-interval = 2\nkeepalive-policy = [\"cgroup=" + target.abs() +
+             ",idle=1,intvl=1,cnt=2\"]\n");
+  ASSERT_EQ(kill(agent.pid(), SIGHUP), 0);
+  EXPECT_TRUE(eventually(
+      [&] { return agent.log().find("SIGHUP: configuration") != std::string::npos; }, seconds(5)))
+      << agent.log();
+  EXPECT_NE(agent.log().find("SIGHUP: the keepalive policies are off (loading tka_sockops "),
+            std::string::npos)
+      << agent.log();
+  const std::string m = agent.metrics();
+  EXPECT_EQ(metric(m, "tcpka_part_up", {{"part", "policies"}}), 0) << m;
+  EXPECT_TRUE(has_series(m, "tcpka_part_up", {{"part", "policies"}})) << m;
+  EXPECT_EQ(metric(m, "tcpka_config_last_reload_successful"), 1) << "the rest applied";
+  EXPECT_NE(agent.get("/healthz").find("part policies"), std::string::npos);
+  EXPECT_EQ(sockops_programs(target.abs()), 0);
+  Listener l = listen_on(AF_INET);
+  target.enter();
+  Conn c = connect_pair(l);
+  target.leave();
+  EXPECT_EQ(get_keepalive(c.client).on, 0) << "no policy applied";
+  EXPECT_EQ(agent.stop(), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(EachPart, PartsTest, ::testing::ValuesIn(present_parts()),
