@@ -70,9 +70,19 @@ KeepaliveBpf::~KeepaliveBpf() {
 }
 
 Result<void> KeepaliveBpf::attach() {
+  // The timer entry last: it opens the bracket that the exit closes and the
+  // reset programs read. Attached before the exit, an expiry in between
+  // would leave a bracket open on its CPU, and a later reset of that socket
+  // there would read as a keepalive kill.
+  std::vector<bpf_program*> order;
   bpf_program* prog;
   bpf_object__for_each_program(prog, skel_->obj) {
-    if (!bpf_program__autoload(prog)) continue;
+    if (bpf_program__autoload(prog) && prog != skel_->progs.tka_timer_entry) order.push_back(prog);
+  }
+  if (bpf_program__autoload(skel_->progs.tka_timer_entry)) {
+    order.push_back(skel_->progs.tka_timer_entry);
+  }
+  for (bpf_program* prog : order) {
     bpf_link* link = bpf_program__attach(prog);
     if (!link) {
       const int err = errno;
@@ -93,12 +103,7 @@ Result<void> KeepaliveBpf::open_events(EventSink sink) {
 }
 
 int KeepaliveBpf::poll(int timeout_ms) {
-  const int woken = ring_buffer__poll(rb_, timeout_ms);
-  if (woken < 0) return woken;
-  // Probes are submitted without a wake-up (keepalive.bpf.c): epoll reports
-  // nothing for them, so read what is there whether or not it woke us.
-  const int rest = ring_buffer__consume(rb_);
-  return rest < 0 ? rest : woken + rest;
+  return poll_ring(rb_, timeout_ms);
 }
 
 std::vector<ProgramState> KeepaliveBpf::programs() const {

@@ -50,6 +50,13 @@ std::string errstr(int err) {
   return strerror(err < 0 ? -err : err);
 }
 
+int poll_ring(ring_buffer* rb, int timeout_ms) {
+  const int woken = ring_buffer__poll(rb, timeout_ms);
+  if (woken < 0) return woken;
+  const int rest = ring_buffer__consume(rb);
+  return rest < 0 ? rest : woken + rest;
+}
+
 bool test_refuses(Part p) {
   const char* env = std::getenv("TCPKA_TEST_REFUSE");
   if (!env) return false;

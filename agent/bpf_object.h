@@ -47,6 +47,12 @@ Skel* open_skeleton_with(int (*create)(Skel*), const void* (*elf_bytes)(size_t*)
   return obj;
 }
 
+// Waits up to timeout_ms for a ring buffer, then reads everything in it:
+// the programs submit most records without a wake-up (one each, an
+// irq_work, was most of their cost), so epoll does not report them and the
+// ring is read whether or not it woke us. Records read, or -errno.
+int poll_ring(ring_buffer* rb, int timeout_ms);
+
 // Test hook: TCPKA_TEST_REFUSE=part[,part...] (names of part_name()). The
 // programs of a part named there are loaded as socket filters, which the
 // kernel refuses, so the tests can force the refusal of each part on any

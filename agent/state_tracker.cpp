@@ -52,6 +52,19 @@ Result<std::unique_ptr<StateTracker>> StateTracker::load(const StateTrackerOptio
                  take_log_tail(25)};
   }
   take_log_tail(0);
+  if (more_reused) {
+    // The program skips the map while its count is 0 (tka_cw_more_n, in
+    // .bss, 0 in every new object): count what the reused map holds, before
+    // the program runs.
+    __u64 key = 0, next = 0, n = 0;
+    const int fd = bpf_map__fd(skel->maps.tka_cw_more);
+    for (bool first = true; bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0;
+         first = false) {
+      key = next;
+      ++n;
+    }
+    __atomic_store_n(&skel->bss->tka_cw_more_n, n, __ATOMIC_RELAXED);
+  }
   if (!opts.attach) return self;
   self->link_ = bpf_program__attach(skel->progs.tka_set_state);
   if (!self->link_) {
@@ -103,10 +116,7 @@ Result<void> StateTracker::open_events(std::function<void(double, uint64_t)> sin
 }
 
 int StateTracker::poll(int timeout_ms) {
-  const int woken = ring_buffer__poll(rb_, timeout_ms);
-  if (woken < 0) return woken;
-  const int rest = ring_buffer__consume(rb_);
-  return rest < 0 ? rest : woken + rest;
+  return poll_ring(rb_, timeout_ms);
 }
 
 int StateTracker::consume() {

@@ -72,6 +72,7 @@ static __always_inline struct tka_policy *tka_policy(void)
 static __always_inline int tka_apply(void *ctx, const struct tka_policy *pol, bool inbound)
 {
 	int on = 0, val;
+	bool unknown = false;
 
 	/* Before Linux 6.1 (commit 38566ec06f52, sk_getsockopt() reused),
 	 * bpf_getsockopt(SOL_SOCKET) knows only SO_MARK, SO_PRIORITY and
@@ -80,7 +81,7 @@ static __always_inline int tka_apply(void *ctx, const struct tka_policy *pol, bo
 	 * applied as with override, counted apart.
 	 */
 	if (bpf_getsockopt(ctx, TKA_SOL_SOCKET, TKA_SO_KEEPALIVE, &on, sizeof(on))) {
-		tka_so_count(inbound ? TKA_SO_UNKNOWN_IN : TKA_SO_UNKNOWN_OUT);
+		unknown = true;
 		on = 0;
 	}
 	if (on && !pol->override) {
@@ -111,6 +112,8 @@ static __always_inline int tka_apply(void *ctx, const struct tka_policy *pol, bo
 		return TKA_APPLY_ERROR;
 	}
 	tka_so_count(inbound ? TKA_SO_APPLIED_IN : TKA_SO_APPLIED_OUT);
+	if (unknown)
+		tka_so_count(inbound ? TKA_SO_UNKNOWN_IN : TKA_SO_UNKNOWN_OUT);
 	return TKA_APPLY_SET;
 }
 

@@ -317,6 +317,10 @@ CpusAwake::CpusAwake() {
 
 void expect_shown_within_kernel(uint64_t shown, uint64_t kernel, const char* what) {
   EXPECT_LE(shown, kernel) << "the witness counted more " << what << " than the kernel";
+  // A gap is a few callbacks; none shown of many is the witness itself blind
+  // (it finds the socket from its timer as the agent does).
+  EXPECT_TRUE(kernel < 3 || shown > 0)
+      << "the witness saw none of the kernel's " << kernel << " " << what;
   if (exact_counters()) {
     EXPECT_EQ(shown, kernel) << what << ": every keepalive-timer callback must reach BPF on this "
                                 "kernel (TCPKA_EXACT_COUNTERS)";
