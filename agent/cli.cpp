@@ -15,7 +15,7 @@ namespace {
 
 void add_backend_flag(CLI::App* cmd, std::string* backend) {
   cmd->add_option("--backend", *backend,
-                  "How keepalive kills by timeout are seen: auto, reset-reason (Linux 6.10+), "
+                  "How keepalive kills by timeout are seen: auto, reset-reason (Linux 6.12+), "
                   "timer-bracket")
       ->capture_default_str();
 }
@@ -86,8 +86,8 @@ Parsed parse_once(const std::vector<std::string>& args, Invocation* inv, std::st
                   "Kernel ring buffer size for CLOSE_WAIT durations (power of two)")
       ->capture_default_str();
   run->add_option("--close-wait-slots", inv->run.close_wait_slots,
-                  "Sockets in CLOSE_WAIT tracked without per-socket storage (power of two; "
-                  "beyond, per-socket storage)")
+                  "Slots for when sockets entered CLOSE_WAIT (power of two; a socket whose slot "
+                  "is taken goes to a hash map)")
       ->capture_default_str();
   run->add_option("--keepalive-cgroup", p.single.cgroup,
                   "Set keepalive on the TCP sockets of this cgroup v2 directory (absolute, or "
@@ -112,12 +112,12 @@ Parsed parse_once(const std::vector<std::string>& args, Invocation* inv, std::st
                 "Pin the policies under /sys/fs/bpf/tcpka so they outlive the agent; the next "
                 "start replaces them atomically, `tcpka keepalive remove` removes them");
   run->add_flag("--state-persist", inv->run.state_persist,
-                "Keep the socket state map pinned at /sys/fs/bpf/tcpka/sockstate on exit, so "
-                "the next agent continues the state ages (CLOSE_WAIT) exactly");
+                "Keep the state maps pinned under /sys/fs/bpf/tcpka (sockstate, closewait, "
+                "closewait_more) on exit, so the next agent continues the state ages");
 
   run->add_flag("--strict", inv->run.strict,
-                "Refuse to start (exit status 3) when this kernel cannot observe every signal, "
-                "instead of running degraded");
+                "Refuse to start (exit status 3) when this kernel cannot observe every signal "
+                "or run every part, instead of running degraded");
 
   CLI::App* keepalive = app.add_subcommand("keepalive", "Keepalive policies outside `run`");
   keepalive->require_subcommand(1);
@@ -148,7 +148,8 @@ Parsed parse_once(const std::vector<std::string>& args, Invocation* inv, std::st
       app.add_subcommand("check", "Print the kernel's features and the attach path of each signal");
   add_backend_flag(check, &p.backend);
   check->add_flag("--strict", inv->run.strict,
-                  "Fail (exit status 3) when a signal cannot be observed, as `run --strict` would");
+                  "Fail (exit status 3) when a signal cannot be observed or a part is off "
+                  "(the policies too, which `run` uses only when one is configured)");
 
   CLI::App* watch = app.add_subcommand("watch", "Stream keepalive events, one line each");
   watch->add_flag("--json", inv->json, "One JSON object per line");

@@ -14,8 +14,8 @@ namespace tcpka {
 // How kills by probe timeout are recognised in the kernel.
 enum class Backend {
   kAuto,          // the best one the running kernel supports
-  kResetReason,   // tcp:tcp_send_reset's reason (Linux 6.10+)
-  kTimerBracket,  // error report inside the keepalive-timer callback
+  kResetReason,   // tcp:tcp_send_reset's keepalive reason (Linux 6.12+)
+  kTimerBracket,  // an active reset inside the keepalive-timer callback
 };
 
 std::string_view backend_name(Backend b);
@@ -64,7 +64,7 @@ struct RunConfig {
   // the page size).
   uint32_t close_wait_ringbuf_bytes = 1u << 18;
   // Slots for the entry times of sockets in CLOSE_WAIT (a power of two); a
-  // socket whose slot is taken gets per-socket storage instead.
+  // socket whose slot is taken goes to a hash map instead.
   uint32_t close_wait_slots = 1024;
   // Keepalive policies (sockops), at most one per cgroup.
   std::vector<PolicySpec> policies;
@@ -79,11 +79,12 @@ struct RunConfig {
   std::string k8s_log_root = "/var/log";
   // Exporter-toolkit web-config file (TLS, basic auth); "" serves plain HTTP.
   std::string web_config_file;
-  // Refuse to start when a signal cannot be observed on this kernel, instead
-  // of running degraded.
+  // Refuse to start when a signal cannot be observed or a part is off on
+  // this kernel, instead of running degraded.
   bool strict = false;
-  // Keep the socket state map pinned on exit, so the next agent continues
-  // the state ages (CLOSE_WAIT) instead of starting them as lower bounds.
+  // Keep the state maps (first sightings, CLOSE_WAIT records) pinned on
+  // exit, so the next agent continues the state ages instead of starting
+  // them as lower bounds.
   bool state_persist = false;
 };
 

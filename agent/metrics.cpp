@@ -228,7 +228,7 @@ std::vector<MetricFamily> MetricsCollector::families(const Aggregator::Snapshot&
                      MetricType::Counter);
   auto so_errors =
       family("tcpka_sockops_errors_total",
-             "bpf_setsockopt/bpf_getsockopt failures of a keepalive policy.", MetricType::Counter);
+             "bpf_setsockopt failures of a keepalive policy.", MetricType::Counter);
   auto unknown = family(
       "tcpka_sockops_own_keepalive_unknown_total",
       "Connections of a keepalive policy whose own SO_KEEPALIVE the kernel could not report "

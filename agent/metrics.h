@@ -54,7 +54,8 @@ struct MetricSources {
     return std::array<uint64_t, TKA_DROP__COUNT>{};
   };
   std::function<std::vector<PolicySet::Stats>()> policies{};  // may be empty
-  // The audit's sk_storage allocation and ring-buffer drops; may be empty.
+  // The state records not kept (first sightings and CLOSE_WAIT entries: a
+  // full map) and the CLOSE_WAIT ring's drops; may be empty.
   std::function<std::array<uint64_t, 2>()> audit_drops{};
   // More families appended as they are (the audit's); may be empty.
   std::function<std::vector<prometheus::MetricFamily>()> extra{};

@@ -3,7 +3,8 @@
  * keepalive.bpf.c: what the kernel's TCP keepalive machinery does, per socket.
  *
  * Observes (all tp_btf, no kprobe/fentry needed; Linux 5.10 on):
- *  - probes: the expiry of a socket's sk_timer whose function is
+ *  - probes: the expiry of a socket's keepalive timer (sk->sk_timer, or
+ *    icsk_keepalive_timer where the kernel moved it), whose function is
  *    tcp_keepalive_timer (timer_expire_entry/exit bracket). icsk_probes_out
  *    rising across the bracket means tcp_write_wakeup() sent one probe.
  *  - recovered: a socket that had >= 2 probes out (one went unanswered for a

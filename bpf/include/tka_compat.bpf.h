@@ -69,9 +69,12 @@ static __always_inline __u64 tka_cookie(const struct sock *sk)
  * A pointer as a number, for hashing and arithmetic the verifier refuses on
  * pointers: stored in a map value and read back (the verifier then forgets it
  * was a pointer; storing one needs CAP_PERFMON, which the agent has). slot is
- * the caller's own u64 of a per-CPU map value, so concurrent programs on other
- * CPUs do not share it. Kernels from 6.12 refuse the earlier way, the
- * difference of two pointers.
+ * the caller's own u64 of a per-CPU map value, one per program: programs on
+ * other CPUs do not share it, nor other programs on this one. The same program
+ * nested on one CPU (an interrupt between the store and the load, before
+ * Linux 6.2 stopped raw tracepoint programs from nesting) could read the
+ * inner run's number: a window of two instructions. Kernels from 6.12
+ * refuse the earlier way, the difference of two pointers.
  */
 static __always_inline __u64 tka_num(__u64 *slot, const void *p)
 {
@@ -80,11 +83,12 @@ static __always_inline __u64 tka_num(__u64 *slot, const void *p)
 }
 
 /*
- * Where the keepalive timer lives in a TCP socket. Up to 6.18 it is
- * sk->sk_timer; later kernels moved it to icsk->icsk_keepalive_timer (7.2's
- * BTF; sk_timer is the retransmit timer there). A wrong guess is silent: the
- * socket derived from the timer is another one's memory, whose probe count
- * never changes (the blind probes on 7.2 before this).
+ * Where the keepalive timer lives in a TCP socket: sk->sk_timer, or, since a
+ * 2025 change that stable kernels took too, icsk->icsk_keepalive_timer (sk_timer
+ * is the retransmit timer there). Not by version: Debian's 6.12.118 and 7.2
+ * have the new place, this project's 6.18.44 host the old. A wrong guess is
+ * silent: the socket derived from the timer is another one's memory, whose
+ * probe count never changes (the blind probes on 7.2 before this).
  */
 struct inet_connection_sock___tka_ka7 {
 	struct timer_list icsk_keepalive_timer;
