@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -111,6 +112,19 @@ class KeepaliveTest : public ::testing::TestWithParam<std::string> {
         << " (TcpExtTCPAbortOnTimeout: " << kernel << ", shown: " << witness_->timeout_kills()
         << ")";
     expect_shown_within_kernel(witness_->timeout_kills(), kernel, "timeout kills");
+  }
+
+  // The probes of a socket no scan has shown wait for its next labelled
+  // event (agent/aggregator.h, Aggregator::add), normally the kill. A
+  // socket dead by timeout has no descriptor a scan shows, so when no BPF
+  // program was run for the callback that killed it (the kernel gap of
+  // CpusAwake: the witness did not see the kill) its probes wait for its
+  // gone event: close it first. Once, rarely, on the host (CI, 2026-12-07).
+  void close_if_kill_unseen(Conn& c, uint64_t kernel_kills) {
+    if (witness_->timeout_kills() >= kernel_kills) return;
+    std::printf("[ NOTE     ] the kill was not shown to BPF: closing the socket for its gone event\n");
+    close(c.client);
+    c.client = -1;
   }
 
   std::unique_ptr<CpusAwake> awake_;  // see CpusAwake: counts are compared exactly
@@ -249,11 +263,12 @@ TEST_P(KeepaliveTest, PeerDeadKilledByTimeout) {
   EXPECT_EQ(tcpext("TCPAbortOnTimeout"), 1u);
   expect_timeout_kills(1, {{"direction", "outbound"}, {"port", std::to_string(l.port)}});
   EXPECT_EQ(value(kKills, {{"outcome", "reset"}}), 0);
-  expect_probes_match_kernel();
-  EXPECT_EQ(value(kRecovered), 0);
   // The dead socket stays in the agent's table until the application closes it.
   EXPECT_GE(metric(agent_->metrics(), "tcpka_tracked_sockets"), 1);
-  close(c.client);
+  close_if_kill_unseen(c, 1);
+  expect_probes_match_kernel();
+  EXPECT_EQ(value(kRecovered), 0);
+  if (c.client >= 0) close(c.client);
   c.client = -1;
   EXPECT_TRUE(eventually([&] { return metric(agent_->metrics(), "tcpka_tracked_sockets") == 0; },
                          seconds(5)))
@@ -303,6 +318,7 @@ TEST_P(KeepaliveTest, Ipv6PeerDead) {
   set_keepalive(c.client, 1, 1, 2);
   EXPECT_EQ(wait_error(c.client, seconds(10)), ETIMEDOUT);
   expect_timeout_kills(1, {{"port", std::to_string(l.port)}});
+  close_if_kill_unseen(c, 1);
   expect_probes_match_kernel();
   EXPECT_EQ(tcpext("TCPKeepAlive"), 2u);
 }
