@@ -40,6 +40,7 @@ Result<std::unique_ptr<KeepaliveBpf>> KeepaliveBpf::load(const LoadOptions& opts
   skel->rodata->tka_cookie_helper = opts.plan.cookie_helper ? 1 : 0;
   bpf_map__set_max_entries(skel->maps.tka_events, opts.ringbuf_bytes);
   skel->rodata->tka_wake_bytes = opts.ringbuf_bytes / 4;  // saves a helper call per event
+  skel->rodata->tka_test_blind = test_blind("probe") ? 1 : 0;
   skel->data_tka_hot->tka_hot.probe_attribution = opts.probe_attribution ? 1 : 0;
   skel->data_tka_hot->tka_hot.probe_time = opts.probe_time ? 1 : 0;
   bpf_map__set_max_entries(skel->maps.tka_probed, opts.max_sockets);

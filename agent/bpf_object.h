@@ -58,6 +58,10 @@ int poll_ring(ring_buffer* rb, int timeout_ms);
 // kernel refuses, so the tests can force the refusal of each part on any
 // kernel and show that the others still count.
 bool test_refuses(Part p);
+// Test hook: TCPKA_TEST_BLIND=probe loads the keepalive programs blind to
+// probes (they load, attach and see nothing), so the tests can show that
+// the self-check names a blind agent (agent/self_check.h).
+bool test_blind(std::string_view signal);
 void load_as_refused(bpf_object* obj);
 
 }  // namespace tcpka

@@ -100,6 +100,10 @@ Parsed parse_once(const std::vector<std::string>& args, Invocation* inv, std::st
   run->add_option("--audit-interval", inv->run.audit_interval,
                   "Seconds between socket audits refreshing tcpka_sockets and friends (1..3600)")
       ->capture_default_str();
+  run->add_option("--self-check-interval", inv->run.self_check_interval,
+                  "Seconds per self-check window: the kernel's keepalive counters of every "
+                  "network namespace against the probes the agent saw (0 turns it off)")
+      ->capture_default_str();
   run->add_option("--idle-threshold", inv->run.idle_threshold,
                   "ESTABLISHED sockets without keepalive idle this many seconds count in "
                   "tcpka_idle_sockets_without_keepalive")

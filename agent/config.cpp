@@ -156,6 +156,10 @@ Result<void> validate(const RunConfig& cfg) {
                  "' is not a power of two in 1..1048576"};
   }
   if (cfg.max_sockets < 1) return Error{"--max-sockets: '0' must be at least 1"};
+  if (cfg.self_check_interval > 3600) {
+    return Error{"--self-check-interval: '" + std::to_string(cfg.self_check_interval) +
+                 "' is not in 0..3600"};
+  }
   if (cfg.audit_interval < 1 || cfg.audit_interval > 3600) {
     return Error{"--audit-interval: '" + std::to_string(cfg.audit_interval) +
                  "' is not in 1..3600"};

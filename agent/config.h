@@ -72,6 +72,8 @@ struct RunConfig {
   bool keepalive_persist = false;
   // Seconds between audit scans that refresh the socket gauges.
   uint32_t audit_interval = 5;
+  // Seconds per self-check window (agent/self_check.h); 0 turns it off.
+  uint32_t self_check_interval = 30;
   // ESTABLISHED without keepalive and idle this long: a half-open suspect.
   uint32_t idle_threshold = 300;
   // Where the kubelet's pods/ and containers/ log directories are (pod

@@ -352,6 +352,43 @@ std::vector<MetricFamily> MetricsCollector::families(const Aggregator::Snapshot&
     add(http, {{"reason", "refused"}}, static_cast<double>(h[1]));
     out.push_back(std::move(http));
   }
+  if (const auto sc = src_.self_check ? src_.self_check() : std::nullopt) {
+    auto probes = family(
+        "tcpka_self_check_probes_total",
+        "Keepalive probes since the self-check started: source=\"kernel\" is TcpExtTCPKeepAlive's "
+        "increase in the network namespaces the agent reads (/proc/PID/net/netstat of every task "
+        "it sees), source=\"agent\" the probes its BPF programs reported. The agent's is the "
+        "larger when some namespaces have no task it can see.",
+        MetricType::Counter);
+    add(probes, {{"source", "kernel"}}, static_cast<double>(sc->kernel_probes));
+    add(probes, {{"source", "agent"}}, static_cast<double>(sc->agent_probes));
+    auto timeouts = family(
+        "tcpka_self_check_timeouts_total",
+        "Connections killed by a timeout since the self-check started: source=\"kernel\" is "
+        "TcpExtTCPAbortOnTimeout's increase in the namespaces the agent reads (keepalive, "
+        "retransmission and other timeouts), source=\"agent\" the keepalive kills by timeout the "
+        "agent saw, a part of the kernel's.",
+        MetricType::Counter);
+    add(timeouts, {{"source", "kernel"}}, static_cast<double>(sc->kernel_timeouts));
+    add(timeouts, {{"source", "agent"}}, static_cast<double>(sc->agent_timeouts));
+    auto unseen = family("tcpka_keepalive_probes_unseen",
+                         "Keepalive probes the kernel counted in the last self-check window "
+                         "(--self-check-interval) beyond those the agent saw. Above 0 the agent "
+                         "is blind to some probes: a full ring buffer, or a hook that no longer "
+                         "fires on this kernel.",
+                         MetricType::Gauge);
+    add(unseen, {}, static_cast<double>(sc->last_unseen));
+    auto unseen_total = family("tcpka_keepalive_probes_unseen_total",
+                               "The sum of tcpka_keepalive_probes_unseen over every self-check "
+                               "window.",
+                               MetricType::Counter);
+    add(unseen_total, {}, static_cast<double>(sc->unseen_total));
+    auto netns = family("tcpka_self_check_namespaces",
+                        "Network namespaces whose TcpExt counters the last self-check read.",
+                        MetricType::Gauge);
+    add(netns, {}, static_cast<double>(sc->namespaces));
+    for (auto* f : {&probes, &timeouts, &unseen, &unseen_total, &netns}) out.push_back(std::move(*f));
+  }
   // Policy families only when policies exist: no empty families.
   if (!policies.empty()) {
     for (auto* f : {&applied, &kept, &so_errors, &unknown}) out.push_back(std::move(*f));

@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,18 @@ struct AgentCounters {
   // was applied happened (the start counts as one).
   std::atomic<bool> reload_ok{true};
   std::atomic<double> reload_success_time{0};
+  // Events read from the keepalive ring, for the self-check: probes, and
+  // kills by timeout.
+  std::atomic<uint64_t> probes_read{0};
+  std::atomic<uint64_t> timeout_kills_read{0};
+};
+
+// The self-check's figures (agent/self_check.h), since its first window.
+struct SelfCheckFigures {
+  uint64_t kernel_probes = 0, agent_probes = 0;
+  uint64_t kernel_timeouts = 0, agent_timeouts = 0;
+  uint64_t unseen_total = 0, last_unseen = 0;
+  size_t namespaces = 0;
 };
 
 // Where the collector reads live state from at scrape time. Every member has
@@ -65,6 +78,9 @@ struct MetricSources {
   std::function<std::array<uint64_t, 2>()> http_dropped{};
   // The parts of the agent and whether each runs; may be empty.
   std::function<std::vector<PartState>()> parts{};
+  // The self-check, once it has a baseline; may be empty, or return
+  // nullopt (off, or not started yet): then it has no series.
+  std::function<std::optional<SelfCheckFigures>()> self_check{};
 };
 
 class MetricsCollector {

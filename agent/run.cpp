@@ -20,6 +20,7 @@
 #include "commands.h"
 #include "http_server.h"
 #include "metrics.h"
+#include "self_check.h"
 #include "sockops_policy.h"
 #include "startup.h"
 
@@ -248,6 +249,11 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
             counters.decode_errors.fetch_add(1, std::memory_order_relaxed);
             return;
           }
+          if (e.kind == EventKind::kProbe) {
+            counters.probes_read.fetch_add(1, std::memory_order_relaxed);
+          } else if (e.kind == EventKind::kKill && e.outcome == Outcome::kTimeout) {
+            counters.timeout_kills_read.fetch_add(1, std::memory_order_relaxed);
+          }
           if (!e.ts_ns) e.ts_ns = monotonic_ns();  // a probe, unstamped (see attach_plan)
           agg.add(e, [&cgroups](uint64_t id) { return cgroups.path(id); });
         });
@@ -256,6 +262,11 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
       return 1;
     }
   }
+
+  // The self-check (agent/self_check.h): only where the agent counts probes.
+  const bool self_check_on = bpf && observed(plan, "probe");
+  SelfCheck self_check;
+  std::mutex self_check_mu;
 
   // The server, for its counters, once it runs (scrapes read it from its
   // own threads).
@@ -295,6 +306,17 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
                     [&] {
                       std::lock_guard lock(parts_mu);
                       return parts;
+                    },
+                    [&]() -> std::optional<SelfCheckFigures> {
+                      std::lock_guard lock(self_check_mu);
+                      if (!self_check.started()) return std::nullopt;
+                      return SelfCheckFigures{self_check.kernel_probes(),
+                                              self_check.agent_probes(),
+                                              self_check.kernel_timeouts(),
+                                              self_check.agent_timeouts(),
+                                              self_check.unseen_total(),
+                                              self_check.last().unseen,
+                                              self_check.namespaces()};
                     }},
       counters);
 
@@ -311,6 +333,9 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   constexpr int kPollMs = 1000;
   // Whether each reader still reads its ring (a failed poll ends it).
   std::atomic<bool> polling{true}, tracker_polling{true};
+  // Polls of the keepalive ring completed, each followed by a full consume:
+  // the self-check reads the agent's count two of them after the kernel's.
+  std::atomic<uint64_t> poll_rounds{0};
   std::thread audit_poller([&] {
     if (!tracker) return;
     while (!stop.load()) {
@@ -332,6 +357,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
         polling = false;
         break;
       }
+      poll_rounds.fetch_add(1, std::memory_order_release);
     }
   });
 
@@ -546,7 +572,50 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     if (ok) counters.reload_success_time = unix_now();
   };
 
+  // The self-check's window: the kernel's counts at its end, read before
+  // the agent's, which waits for two more polls of the ring (a probe the
+  // kernel counted was submitted microseconds later, and a poll reads all
+  // that was submitted before it began).
+  std::optional<NetnsCounts> check_kernel;
+  uint64_t check_round = 0;
+  bool check_was_blind = false;
+  auto next_check = std::chrono::steady_clock::now();
+  auto self_check_step = [&] {
+    if (!self_check_on || !live.self_check_interval) {
+      check_kernel.reset();
+      return;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (!check_kernel) {
+      if (now < next_check) return;
+      check_kernel = read_netns_counts();
+      check_round = poll_rounds.load(std::memory_order_acquire);
+      return;
+    }
+    if (poll_rounds.load(std::memory_order_acquire) < check_round + 2 && polling.load()) return;
+    SelfCheck::Window w;
+    {
+      std::lock_guard lock(self_check_mu);
+      w = self_check.feed(*check_kernel, counters.probes_read.load(std::memory_order_relaxed),
+                          counters.timeout_kills_read.load(std::memory_order_relaxed));
+    }
+    check_kernel.reset();
+    next_check = now + std::chrono::seconds(live.self_check_interval);
+    // Said when it starts and when it ends, not every window.
+    if (w.unseen && !check_was_blind) {
+      std::fprintf(stderr,
+                   "tcpka: self-check: the kernel sent %llu keepalive probes in the last window "
+                   "that the agent did not see (of %llu; tcpka_keepalive_probes_unseen)\n",
+                   static_cast<unsigned long long>(w.unseen),
+                   static_cast<unsigned long long>(w.kernel_probes));
+    } else if (!w.unseen && check_was_blind) {
+      std::fprintf(stderr, "tcpka: self-check: the agent saw every probe of the last window\n");
+    }
+    check_was_blind = w.unseen != 0;
+  };
+
   for (;;) {
+    self_check_step();
     const int sig = signals.wait(std::chrono::seconds(1));
     if (sig == SIGINT || sig == SIGTERM) break;
     if (sig == SIGHUP) {

@@ -165,6 +165,18 @@ TEST(ValidateTest, RejectsHugeGcInterval) {
   EXPECT_TRUE(validate(cfg).ok());
 }
 
+TEST(ValidateTest, SelfCheckIntervalIsZeroTo3600) {
+  RunConfig cfg;
+  cfg.self_check_interval = 0;  // off
+  EXPECT_TRUE(validate(cfg).ok());
+  cfg.self_check_interval = 3600;
+  EXPECT_TRUE(validate(cfg).ok());
+  cfg.self_check_interval = 3601;
+  auto v = validate(cfg);
+  ASSERT_FALSE(v.ok());
+  EXPECT_THAT(v.error(), HasSubstr("--self-check-interval"));
+}
+
 TEST(ValidateTest, RejectsZeroMaxSeries) {
   RunConfig cfg;
   cfg.max_series = 0;
