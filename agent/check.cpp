@@ -1,11 +1,13 @@
-// `tcpka check`: what the kernel offers, the path chosen for each signal, and
-// a real load of every part (the verifier is the final judge), detached
-// again before returning.
+// `tcpka check`: what the kernel offers, the path chosen for each signal, a
+// real load of every part (the verifier is the final judge), and the probe
+// and reset signals proven end to end on a real connection (end_to_end.h);
+// everything detached again before returning.
 #include <cstdio>
 
 #include "audit.h"
 #include "bpf_loader.h"
 #include "commands.h"
+#include "end_to_end.h"
 #include "kernel_features.h"
 #include "sockops_policy.h"
 #include "startup.h"
@@ -39,6 +41,7 @@ int run_check(const RunConfig& cfg) {
   // tracker not attached), then unloaded.
   std::vector<PartState> parts;
   std::vector<std::string> details;
+  std::unique_ptr<KeepaliveBpf> keepalive;
   {
     const std::string& gap = plan.keepalive_gap;
     Result<std::unique_ptr<KeepaliveBpf>> loaded =
@@ -49,6 +52,7 @@ int run_check(const RunConfig& cfg) {
                       std::to_string(plan.programs.size()) + " programs, " +
                       (plan.plain_loads ? "plain-load" : "probe-read") + " build");
     if (!loaded) keepalive_off(&plan, parts.back().why);
+    if (loaded) keepalive = std::move(loaded.value());
   }
   std::unique_ptr<StateTracker> tracker;
   {
@@ -92,14 +96,39 @@ int run_check(const RunConfig& cfg) {
     std::printf("  %-13s %s%s\n", s.signal.c_str(), s.available ? s.attach.c_str() : "NOT OBSERVED",
                 s.available ? "" : (" (" + s.missing + ")").c_str());
   }
+  // What the programs see of a real connection: a load proves nothing of a
+  // filter that no longer matches (README, "tcpka check").
+  std::vector<std::string> not_seen;
+  if (keepalive) {
+    Result<EndToEnd> e2e = Error{""};
+    if (auto a = keepalive->attach(); !a) {
+      e2e = Error{"attaching the keepalive programs: " + a.error()};
+    } else {
+      e2e = prove_end_to_end(*keepalive, plan);
+    }
+    keepalive.reset();
+    if (!e2e) {
+      std::printf("end to end: NOT RUN: %s\n", e2e.error().c_str());
+      not_seen.push_back("end to end (not run)");
+    } else {
+      std::printf("end to end (%s):\n", e2e->where.c_str());
+      for (const auto& s : e2e->signals) {
+        std::printf("  %-13s %s: %s\n", s.signal.c_str(), s.seen ? "seen" : "NOT SEEN",
+                    s.detail.c_str());
+        if (!s.seen) not_seen.push_back("signal " + s.signal + " (not seen end to end)");
+      }
+    }
+  }
   bool runnable = false;
   for (const auto& p : parts) runnable = runnable || (p.on && p.part != Part::kPolicies);
   if (!runnable) {
     std::printf("result: cannot run: no part loads on this kernel\n");
     return kExitCannotRun;
   }
-  if (!degraded(plan, parts)) {
-    std::printf("result: ok (every part loads, every signal is observed)\n");
+  if (!degraded(plan, parts) && not_seen.empty()) {
+    std::printf(
+        "result: ok (every part loads, every signal is observed; probe and reset seen end to "
+        "end)\n");
     return 0;
   }
   std::string off;
@@ -107,6 +136,7 @@ int run_check(const RunConfig& cfg) {
     if (!p.on) off += (off.empty() ? "" : ", ") + std::string("part ") + std::string(part_name(p.part));
   }
   for (const auto& m : unobserved(plan)) off += (off.empty() ? "" : ", ") + ("signal " + m);
+  for (const auto& m : not_seen) off += (off.empty() ? "" : ", ") + m;
   std::printf("result: ok, degraded (off: %s; run --strict would refuse)\n", off.c_str());
   if (cfg.strict) return kExitStrict;
   return 0;

@@ -84,13 +84,16 @@ NetnsCounts read_netns_counts(const std::string& proc) {
   for (const auto& pid : numeric_entries(proc)) {
     const std::string task_dir = proc + "/" + pid + "/task";
     for (const auto& tid : numeric_entries(task_dir)) {
-      const std::string task = task_dir + "/" + tid;
+      const std::string netstat = task_dir + "/" + tid + "/net/netstat";
+      // Each network namespace has its own proc entry for netstat, so the
+      // file's inode names the namespace. Its ns/net link would too, but
+      // following that link needs ptrace rights over the task (the
+      // DaemonSet has none over other pods' processes); the file does not.
       struct stat st {};
-      // stat() follows the magic link to the namespace's nsfs inode.
-      if (stat((task + "/ns/net").c_str(), &st) != 0) continue;
+      if (stat(netstat.c_str(), &st) != 0) continue;
       const uint64_t ns = st.st_ino;
       if (out.count(ns) || failed.count(ns)) continue;
-      std::ifstream f(task + "/net/netstat");
+      std::ifstream f(netstat);
       const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
       auto counts = parse_netstat(text);
       if (counts) {

@@ -25,14 +25,16 @@ struct NetstatCounts {
 // of values); an error when either counter is missing.
 Result<NetstatCounts> parse_netstat(std::string_view text);
 
-// One network namespace's counters, keyed by its nsfs inode.
+// Each network namespace's counters, keyed by the inode of its netstat
+// file in /proc (one per namespace; see read_netns_counts).
 using NetnsCounts = std::map<uint64_t, NetstatCounts>;
 
 // Every network namespace that a task under proc (normally "/proc") is in,
 // read once each through that task's net/netstat. Tasks, not processes: a
 // thread may have entered a namespace of its own (setns). Tasks that exit
 // while it reads are skipped. Without the host's pid namespace this is the
-// namespaces of our own pid namespace's tasks.
+// namespaces of our own pid namespace's tasks. Needs no rights over the
+// tasks: the netstat files are world-readable.
 NetnsCounts read_netns_counts(const std::string& proc = "/proc");
 
 // Compares, window by window, the probes the kernel counted with those the

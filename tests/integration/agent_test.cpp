@@ -125,6 +125,14 @@ TEST(AgentCli, CheckReportsEverySignalAndSucceeds) {
                          : "result: ok (every part loads"),
             std::string::npos)
       << out;
+  // Proven on a real connection, the kernel's counter and errno beside.
+  for (const char* s : {"end to end (a loopback connection in a network namespace of its own):\n",
+                        "\n  probe         seen: reported ",
+                        "\n  kill_reset    seen: reported, and the application got Connection "
+                        "reset by peer\n"}) {
+    EXPECT_NE(out.find(s), std::string::npos) << s << " missing in:\n" << out;
+  }
+  EXPECT_EQ(out.find("NOT SEEN"), std::string::npos) << out;
   ASSERT_EQ(sh(agent_binary() + " check --backend timer-bracket", &out), 0) << out;
   EXPECT_NE(out.find("kill_timeout  tp_btf/tcp_send_reset (in the timer bracket)"),
             std::string::npos)

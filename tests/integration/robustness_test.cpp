@@ -578,6 +578,11 @@ TEST_F(CapabilitiesTest, DaemonSetSetStartsAttachesServesAndCountsAKill) {
   EXPECT_EQ(metric(http_get(9977, "/metrics"), "tcpka_keepalive_probes_sent_total",
                    {{"port", std::to_string(l.port)}}),
             2);
+  // The self-check reads the counters of namespaces whose tasks it has no
+  // ptrace rights over (this process has capabilities the agent lacks):
+  // the host's, besides its own (the test's).
+  EXPECT_GE(metric(http_get(9977, "/metrics"), "tcpka_self_check_namespaces"), 2)
+      << http_get(9977, "/metrics");
 }
 
 class WithoutCapabilityTest : public ::testing::TestWithParam<std::string> {

@@ -113,5 +113,27 @@ TEST_F(SelfCheckTest, AHealthyAgentIsNeverNamed) {
   }
 }
 
+// `tcpka check` proves the probe signal on a real connection: blind
+// programs load and attach, and check still says the probe is not seen,
+// with what the kernel sent, and --strict refuses.
+TEST(CheckEndToEnd, ABlindProbePathIsNotSeenAndStrictRefusesIt) {
+  ASSERT_EQ(geteuid(), 0u) << "integration tests need root (CAP_BPF, CAP_NET_ADMIN)";
+  CpusAwake awake;
+  std::string out;
+  const std::string blind = "TCPKA_TEST_BLIND=probe " + agent_binary() + " check";
+  EXPECT_EQ(sh(blind + " 2>&1", &out), 0) << out;
+  for (const char* s : {"\n  probe         NOT SEEN: reported 0, the kernel sent 3 "
+                        "(TcpExtTCPKeepAlive)\n",
+                        "\n  kill_reset    seen: reported, and the application got Connection "
+                        "reset by peer\n",
+                        "result: ok, degraded (off: signal probe (not seen end to end)"}) {
+    EXPECT_NE(out.find(s), std::string::npos) << s << " missing in:\n" << out;
+  }
+  EXPECT_EQ(sh(blind + " --strict 2>&1", &out), 3) << out;
+  // Released with its descriptors, freed after an RCU grace period.
+  EXPECT_TRUE(eventually([] { return count_our_programs() == 0; }, seconds(5)))
+      << "check left programs loaded";
+}
+
 }  // namespace
 }  // namespace tcpka::test

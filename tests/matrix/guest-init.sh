@@ -3,6 +3,7 @@
 # (read-only 9p). Mounts what a node has, runs the job boot.sh wrote, saves its
 # exit status, powers off.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+self_dir=$(cd "$(dirname "$0")" && pwd -P)  # before a tmpfs can hide it
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
@@ -10,8 +11,25 @@ mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
 mount -t tmpfs -o mode=755 tmpfs /run
+# A writable /tmp and /var/tmp must not hide a checkout that lives there (CI
+# may clone into /tmp): the host's stay reachable under /run/host, and the
+# checkout (this script's) and the job's directory are bound back below.
+mkdir -p /run/host/tmp /run/host/var/tmp
+mount --bind /tmp /run/host/tmp
+mount --bind /var/tmp /run/host/var/tmp
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=1777 tmpfs /var/tmp
+keep_visible() {
+  local path=$1 top
+  for top in /tmp /var/tmp; do
+    [[ $path == "$top"/* ]] || continue
+    local first=${path#"$top"/}
+    first=$top/${first%%/*}
+    mountpoint -q "$first" && return
+    mkdir -p "$first" && mount --bind "/run/host$first" "$first"
+  done
+}
+keep_visible "$self_dir"
 # cgroup v2 alone, at /sys/fs/cgroup, as on most Kubernetes nodes (the host
 # here has the hybrid layout).
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
@@ -21,6 +39,8 @@ mount -t bpf bpf /sys/fs/bpf
 mkdir -p /run/tcpka-results
 mount -t 9p -o trans=virtio,version=9p2000.L results /run/tcpka-results
 out=/run/tcpka-results
+# The job starts with `cd DIR` (boot.sh).
+keep_visible "$(sed -n '1s/^cd //p' "$out/job.sh")"
 kver=$(uname -r)
 # The kernel's own modules (nf_tables, veth...): /lib/modules is the host's
 # and read-only, so the kernel's request_module() runs guest-modprobe.sh,

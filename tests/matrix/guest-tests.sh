@@ -27,7 +27,7 @@ echo $? >"$out/check-reason.status"
 # reset-reason backend (labelling does not depend on how kills are seen).
 filter="Backends/KeepaliveTest.*:Backends/WatchTest.*:AuditTest.*:SockopsTest.*"
 filter+=":LifecycleTest.*:Ways/RestartTest.*/Sigkill:EachPart/PartsTest.*:AgentCli.*"
-filter+=":AgentRun.MetricsExposeBuildProgramsAndSignals:SelfCheckTest.*"
+filter+=":AgentRun.MetricsExposeBuildProgramsAndSignals:SelfCheckTest.*:CheckEndToEnd.*"
 filter+="-LifecycleTest.Sighup*:LifecycleTest.TinyRings*:*KeepaliveTest.*Label*/reset_reason"
 filter=${TCPKA_MATRIX_FILTER:-$filter}
 [[ $filter == - ]] && exit 0  # check only (the host's line: its tests are the main tier)

@@ -45,6 +45,14 @@ def kernel_row(name, d, lacks):
     check = read(os.path.join(d, "check.txt"))
     if not check:
         problems.append("no `tcpka check` output")
+    # The signals' paths come before the end-to-end proof, whose lines
+    # start with the same names.
+    check, _, e2e = check.partition("\nend to end")
+    if not e2e:
+        problems.append("`tcpka check` proved nothing end to end")
+    for line in e2e.splitlines():
+        if "NOT SEEN" in line or "NOT RUN" in line:
+            problems.append("check, end to end: " + line.strip())
     off = set()
     paths = {}
     for s in SIGNALS:

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace tcpka {
@@ -73,9 +74,9 @@ TEST(ParseNetstat, RefusesWhatItCannotRead) {
   EXPECT_FALSE(parse_netstat("TcpExt: TCPKeepAlive TCPAbortOnTimeout\nTcpExt: 5 x\n"));
 }
 
-// A /proc-shaped tree: tasks whose ns/net files stand for namespaces (one
-// inode each, hard links for tasks sharing one) and whose net/netstat holds
-// that namespace's counters.
+// A /proc-shaped tree: tasks whose net/netstat files hold their namespace's
+// counters, one inode per namespace (hard links for tasks sharing one), as
+// /proc has one netstat entry per namespace.
 class FakeProc {
  public:
   FakeProc() {
@@ -87,13 +88,13 @@ class FakeProc {
   void task(int pid, int tid, const std::string& ns, uint64_t keepalive, uint64_t aborts) {
     namespace fs = std::filesystem;
     const std::string dir = root_ + "/" + std::to_string(pid) + "/task/" + std::to_string(tid);
-    fs::create_directories(dir + "/ns");
     fs::create_directories(dir + "/net");
     const std::string inode = root_ + "/ns-" + ns;
-    if (!fs::exists(inode)) std::ofstream(inode) << ns;
-    fs::create_hard_link(inode, dir + "/ns/net");
-    std::ofstream(dir + "/net/netstat")
-        << "TcpExt: TCPKeepAlive TCPAbortOnTimeout\nTcpExt: " << keepalive << " " << aborts << "\n";
+    if (!fs::exists(inode)) {
+      std::ofstream(inode) << "TcpExt: TCPKeepAlive TCPAbortOnTimeout\nTcpExt: " << keepalive
+                           << " " << aborts << "\n";
+    }
+    fs::create_hard_link(inode, dir + "/net/netstat");
   }
   uint64_t inode(const std::string& ns) const {
     struct stat st {};
@@ -110,7 +111,7 @@ TEST(ReadNetnsCounts, OneReadingPerNamespaceTasksIncluded) {
   FakeProc proc;
   proc.task(1, 1, "host", 10, 1);
   proc.task(1, 7, "test", 5, 0);   // a thread that entered another namespace
-  proc.task(2, 2, "host", 10, 1);  // the same namespace again: read once
+  proc.task(2, 2, "host", 99, 9);  // the same namespace again: read once (the counts are the file's)
   std::filesystem::create_directories(proc.root() + "/self");  // not a pid: ignored
   const NetnsCounts got = read_netns_counts(proc.root());
   ASSERT_EQ(got.size(), 2u);
@@ -118,13 +119,25 @@ TEST(ReadNetnsCounts, OneReadingPerNamespaceTasksIncluded) {
   EXPECT_EQ(got.at(proc.inode("test")).keepalive, 5u);
 }
 
-TEST(ReadNetnsCounts, TheRealProcHoldsOurOwnNamespace) {
+TEST(ReadNetnsCounts, TheRealProcHoldsOurOwnNamespaceOnce) {
   struct stat self {};
-  ASSERT_EQ(stat("/proc/thread-self/ns/net", &self), 0);
+  ASSERT_EQ(stat("/proc/thread-self/net/netstat", &self), 0);
   const NetnsCounts got = read_netns_counts();
   ASSERT_TRUE(got.count(self.st_ino)) << "our network namespace was not read";
   const uint64_t ka = nstat("TcpExtTCPKeepAlive");
   EXPECT_LE(got.at(self.st_ino).keepalive, ka);
+  // As many readings as distinct namespaces among the tasks (ns links:
+  // readable here, as root).
+  std::set<uint64_t> namespaces;
+  for (const auto& pid : std::filesystem::directory_iterator("/proc")) {
+    std::error_code ec;
+    for (const auto& task : std::filesystem::directory_iterator(pid.path() / "task", ec)) {
+      struct stat st {};
+      if (stat((task.path() / "ns/net").c_str(), &st) == 0) namespaces.insert(st.st_ino);
+    }
+  }
+  // Tasks come and go between the two walks: within a few.
+  EXPECT_NEAR(static_cast<double>(got.size()), static_cast<double>(namespaces.size()), 2);
 }
 
 TEST(SelfCheck, FirstFeedIsTheBaseline) {
