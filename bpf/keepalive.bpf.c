@@ -263,10 +263,12 @@ static __always_inline __u64 tka_timer_sock(__u64 *slot, const struct timer_list
 
 /*
  * Set by the agent only under TCPKA_TEST_BLIND=probe: the timer entry then
- * matches no keepalive timer, the fault met on Linux 7.2 before the kernel
- * matrix existed (the tracepoint fired, our filter missed). The self-check
- * must name it (tests/integration/self_check_test.cpp). Read-only data:
- * the verifier drops the test when it is 0.
+ * lets every keepalive timer pass unseen, the fault met on Linux 7.2 before
+ * the kernel matrix existed (the tracepoint fired, our filter missed). The
+ * self-check and `tcpka check` must name it
+ * (tests/integration/self_check_test.cpp). Tested after the timer's
+ * function, so only keepalive expiries pay its load: the verifier knows its
+ * value but keeps the branch, whose target other paths reach too.
  */
 const volatile __u8 tka_test_blind = 0;
 
@@ -274,7 +276,7 @@ SEC("tp_btf/timer_expire_entry")
 int BPF_PROG(tka_timer_entry, struct timer_list *timer)
 {
 	/* Every timer_list on the host expires through here: compare first. */
-	if (tka_test_blind || timer->function != (void *)&tcp_keepalive_timer)
+	if (timer->function != (void *)&tcp_keepalive_timer || tka_test_blind)
 		return 0;
 
 	struct tka_bracket *b = tka_bracket();

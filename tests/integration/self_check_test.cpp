@@ -126,7 +126,7 @@ TEST(CheckEndToEnd, ABlindProbePathIsNotSeenAndStrictRefusesIt) {
                         "(TcpExtTCPKeepAlive)\n",
                         "\n  kill_reset    seen: reported, and the application got Connection "
                         "reset by peer\n",
-                        "result: ok, degraded (off: signal probe (not seen end to end)"}) {
+                        "result: ok, degraded (off: ", "signal probe (not seen end to end)"}) {
     EXPECT_NE(out.find(s), std::string::npos) << s << " missing in:\n" << out;
   }
   EXPECT_EQ(sh(blind + " --strict 2>&1", &out), 3) << out;

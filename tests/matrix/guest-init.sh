@@ -56,11 +56,18 @@ ip link set lo up
 # guest's life leaves them nothing to flip: the tracepoints enabled in tracefs
 # (recording off, so nothing is written), and a table with an input and an
 # output hook in the guest's own namespace (its chains accept everything).
+# A tracepoint also re-patches its static call whenever it goes from one
+# probe to two or back (tracepoint_add_func(), tracepoint_remove_func()): the
+# same hazard, met on 6.12 in call_timer_fn while a test restarted the agent
+# ten times. So each tracepoint gets a second probe for the guest's life,
+# perf counting it, and an agent's attach and detach only move it between
+# two probes and more, which patches nothing.
 if [[ -d /sys/kernel/tracing/events ]]; then
   echo 0 >/sys/kernel/tracing/tracing_on
   for ev in timer/timer_expire_entry timer/timer_expire_exit tcp/tcp_send_reset \
     tcp/tcp_receive_reset tcp/tcp_destroy_sock sock/inet_sock_set_state; do
-    echo 1 >"/sys/kernel/tracing/events/$ev/enable" 2>/dev/null
+    echo 1 >"/sys/kernel/tracing/events/$ev/enable" 2>/dev/null || continue
+    perf stat -a -e "${ev/\//:}" -- sleep infinity >/dev/null 2>&1 &
   done
 fi
 nft 'add table inet tka_guest; add chain inet tka_guest in { type filter hook input priority 0; };
