@@ -371,7 +371,7 @@ std::vector<MetricFamily> MetricsCollector::families(const Aggregator::Snapshot&
         MetricType::Counter);
     add(timeouts, {{"source", "kernel"}}, static_cast<double>(sc->kernel_timeouts));
     add(timeouts, {{"source", "agent"}}, static_cast<double>(sc->agent_timeouts));
-    auto unseen = family("tcpka_keepalive_probes_unseen",
+    auto unseen = family("tcpka_self_check_window_unseen_probes",
                          "Keepalive probes the kernel counted in the last self-check window "
                          "(--self-check-interval) beyond those the agent saw. Above 0 the agent "
                          "is blind to some probes: a full ring buffer, or a hook that no longer "
@@ -379,8 +379,8 @@ std::vector<MetricFamily> MetricsCollector::families(const Aggregator::Snapshot&
                          MetricType::Gauge);
     add(unseen, {}, static_cast<double>(sc->last_unseen));
     auto unseen_total = family("tcpka_keepalive_probes_unseen_total",
-                               "The sum of tcpka_keepalive_probes_unseen over every self-check "
-                               "window.",
+                               "The sum of tcpka_self_check_window_unseen_probes over every "
+                               "self-check window.",
                                MetricType::Counter);
     add(unseen_total, {}, static_cast<double>(sc->unseen_total));
     auto netns = family("tcpka_self_check_namespaces",

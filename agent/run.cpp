@@ -582,13 +582,37 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
   auto next_check = std::chrono::steady_clock::now();
   auto self_check_step = [&] {
     if (!self_check_on || !live.self_check_interval) {
+      // Off (by SIGHUP too): its series go, and it starts again from a
+      // baseline when turned on.
       check_kernel.reset();
+      check_was_blind = false;
+      std::lock_guard lock(self_check_mu);
+      if (self_check.started()) self_check = SelfCheck{};
       return;
     }
     const auto now = std::chrono::steady_clock::now();
     if (!check_kernel) {
       if (now < next_check) return;
-      check_kernel = read_netns_counts();
+      NetnsCounts kernel = read_netns_counts();
+      bool baseline = false;
+      {
+        std::lock_guard lock(self_check_mu);
+        if (!self_check.started()) {
+          // The baseline takes the agent's count of now, not after the
+          // drain: the probes sent during the drain would be in the
+          // kernel's first window and in no window of the agent's. Now it
+          // is never ahead of the kernel's (the kernel counts a probe
+          // before its event exists); what it lags is a surplus later.
+          self_check.feed(kernel, counters.probes_read.load(std::memory_order_relaxed),
+                          counters.timeout_kills_read.load(std::memory_order_relaxed));
+          baseline = true;
+        }
+      }
+      if (baseline) {
+        next_check = now + std::chrono::seconds(live.self_check_interval);
+        return;
+      }
+      check_kernel = std::move(kernel);
       check_round = poll_rounds.load(std::memory_order_acquire);
       return;
     }
@@ -605,7 +629,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
     if (w.unseen && !check_was_blind) {
       std::fprintf(stderr,
                    "tcpka: self-check: the kernel sent %llu keepalive probes in the last window "
-                   "that the agent did not see (of %llu; tcpka_keepalive_probes_unseen)\n",
+                   "that the agent did not see (of %llu; tcpka_self_check_window_unseen_probes)\n",
                    static_cast<unsigned long long>(w.unseen),
                    static_cast<unsigned long long>(w.kernel_probes));
     } else if (!w.unseen && check_was_blind) {

@@ -9,7 +9,6 @@
 #include <fstream>
 #include <iterator>
 #include <optional>
-#include <set>
 #include <vector>
 
 namespace tcpka {
@@ -80,7 +79,6 @@ Result<NetstatCounts> parse_netstat(std::string_view text) {
 
 NetnsCounts read_netns_counts(const std::string& proc) {
   NetnsCounts out;
-  std::set<uint64_t> failed;  // namespaces whose netstat did not read: tried once per call
   for (const auto& pid : numeric_entries(proc)) {
     const std::string task_dir = proc + "/" + pid + "/task";
     for (const auto& tid : numeric_entries(task_dir)) {
@@ -92,15 +90,12 @@ NetnsCounts read_netns_counts(const std::string& proc) {
       struct stat st {};
       if (stat(netstat.c_str(), &st) != 0) continue;
       const uint64_t ns = st.st_ino;
-      if (out.count(ns) || failed.count(ns)) continue;
+      if (out.count(ns)) continue;
       std::ifstream f(netstat);
       const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-      auto counts = parse_netstat(text);
-      if (counts) {
-        out.emplace(ns, *counts);
-      } else {
-        failed.insert(ns);  // the task exited between the two reads
-      }
+      // A task that exited between the two reads: another of the
+      // namespace's tasks may still be read.
+      if (auto counts = parse_netstat(text)) out.emplace(ns, *counts);
     }
   }
   return out;

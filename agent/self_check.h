@@ -40,7 +40,8 @@ NetnsCounts read_netns_counts(const std::string& proc = "/proc");
 // Compares, window by window, the probes the kernel counted with those the
 // agent saw. Windows end when feed() is called; the agent's total must be
 // read after the kernel's counts, once its reader has drained what the
-// kernel had submitted by then.
+// kernel had submitted by then, except for the first feed (the baseline),
+// which takes the agent's total of the moment the kernel was read.
 class SelfCheck {
  public:
   struct Window {

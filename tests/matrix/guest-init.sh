@@ -45,7 +45,7 @@ kver=$(uname -r)
 # The kernel's own modules (nf_tables, veth...): /lib/modules is the host's
 # and read-only, so the kernel's request_module() runs guest-modprobe.sh,
 # which points modprobe at the tree fetch-kernel.sh unpacked.
-echo "$(dirname "$0")/guest-modprobe.sh" >/proc/sys/kernel/modprobe
+echo "$self_dir/guest-modprobe.sh" >/proc/sys/kernel/modprobe
 ip link set lo up
 # QEMU's multi-threaded TCG does not keep every vCPU's translated code in step
 # with the kernel's live patching of its own text: a vCPU can run the int3 of
@@ -62,12 +62,18 @@ ip link set lo up
 # ten times. So each tracepoint gets a second probe for the guest's life,
 # perf counting it, and an agent's attach and detach only move it between
 # two probes and more, which patches nothing.
+holders=()
 if [[ -d /sys/kernel/tracing/events ]]; then
   echo 0 >/sys/kernel/tracing/tracing_on
   for ev in timer/timer_expire_entry timer/timer_expire_exit tcp/tcp_send_reset \
     tcp/tcp_receive_reset tcp/tcp_destroy_sock sock/inet_sock_set_state; do
     echo 1 >"/sys/kernel/tracing/events/$ev/enable" 2>/dev/null || continue
     perf stat -a -e "${ev/\//:}" -- sleep infinity >/dev/null 2>&1 &
+    holders+=($!)
+  done
+  sleep 1
+  for pid in "${holders[@]}"; do
+    kill -0 "$pid" 2>/dev/null || echo "tcpka-guest: a perf holder of a tracepoint failed" >/dev/console
   done
 fi
 nft 'add table inet tka_guest; add chain inet tka_guest in { type filter hook input priority 0; };
