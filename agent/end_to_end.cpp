@@ -20,14 +20,13 @@
 #include <memory>
 #include <thread>
 
+#include "bpf_object.h"
 #include "event.h"
 #include "self_check.h"
 
 namespace tcpka {
 
 namespace {
-
-std::string errstr(int err) { return std::strerror(err); }
 
 class Fd {
  public:
@@ -67,7 +66,6 @@ Result<void> loopback_up() {
 struct Seen {
   uint32_t probes = 0;
   bool reset_kill = false;
-  int reset_err = 0;
 };
 
 // The connection's work, on a thread of its own: unshare() moves only the
@@ -127,7 +125,6 @@ Result<EndToEnd> run_in_own_netns(KeepaliveBpf& bpf, const Plan& plan) {
         if (e.kind == EventKind::kProbe) ++match->seen.probes;
         if (e.kind == EventKind::kKill && e.outcome == Outcome::kReset) {
           match->seen.reset_kill = true;
-          match->seen.reset_err = e.err;
         }
       });
       !r) {

@@ -16,6 +16,7 @@
 #include "bpf_loader.h"
 #include "k8s.h"
 #include "kernel_features.h"
+#include "self_check.h"
 #include "sockops_policy.h"
 #include "startup.h"
 
@@ -49,13 +50,6 @@ struct AgentCounters {
   std::atomic<uint64_t> timeout_kills_read{0};
 };
 
-// The self-check's figures (agent/self_check.h), since its first window.
-struct SelfCheckFigures {
-  uint64_t kernel_probes = 0, agent_probes = 0;
-  uint64_t kernel_timeouts = 0, agent_timeouts = 0;
-  uint64_t unseen_total = 0, last_unseen = 0;
-  size_t namespaces = 0;
-};
 
 // Where the collector reads live state from at scrape time. Every member has
 // a default (no programs, zero drops, the optional ones empty), so a test

@@ -310,13 +310,7 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
                     [&]() -> std::optional<SelfCheckFigures> {
                       std::lock_guard lock(self_check_mu);
                       if (!self_check.started()) return std::nullopt;
-                      return SelfCheckFigures{self_check.kernel_probes(),
-                                              self_check.agent_probes(),
-                                              self_check.kernel_timeouts(),
-                                              self_check.agent_timeouts(),
-                                              self_check.unseen_total(),
-                                              self_check.last().unseen,
-                                              self_check.namespaces()};
+                      return self_check.figures();
                     }},
       counters);
 

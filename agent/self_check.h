@@ -37,6 +37,14 @@ using NetnsCounts = std::map<uint64_t, NetstatCounts>;
 // tasks: the netstat files are world-readable.
 NetnsCounts read_netns_counts(const std::string& proc = "/proc");
 
+// The self-check's figures since its first window, as /metrics shows them.
+struct SelfCheckFigures {
+  uint64_t kernel_probes = 0, agent_probes = 0;
+  uint64_t kernel_timeouts = 0, agent_timeouts = 0;
+  uint64_t unseen_total = 0, last_unseen = 0;
+  size_t namespaces = 0;
+};
+
 // Compares, window by window, the probes the kernel counted with those the
 // agent saw. Windows end when feed() is called; the agent's total must be
 // read after the kernel's counts, once its reader has drained what the
@@ -61,6 +69,10 @@ class SelfCheck {
   const Window& last() const { return last_; }
   size_t namespaces() const { return prev_.size(); }
   bool started() const { return started_; }
+  SelfCheckFigures figures() const {
+    return {kernel_probes(), agent_probes(), kernel_timeouts(), agent_timeouts(),
+            unseen_total(),  last_.unseen,   namespaces()};
+  }
 
  private:
   bool started_ = false;
