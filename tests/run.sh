@@ -51,5 +51,11 @@ release_build() {
 }
 run_tier release release_build || status=1
 echo
+# What failed, last: CI keeps the end of the log. ctest names its own
+# failures above; the matrix's are in guests' logs.
+if [[ -s build/matrix/problems.txt ]]; then
+  cat build/matrix/problems.txt
+  echo
+fi
 printf 'tier %s\n' "${tiers[@]}"
 exit "$status"

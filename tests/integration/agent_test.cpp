@@ -246,9 +246,8 @@ TEST(AgentRun, MetricsExposeBuildProgramsAndSignals) {
 
 TEST(AgentRun, SeriesCapFoldsIntoOtherAndVanishedCgroupsAreRemoved) {
   ASSERT_EQ(geteuid(), 0u);
-  // A kill has no witness here: see CpusAwake, which makes a missed one rarer.
-  CpusAwake awake;
   TestNetns netns;
+  KillWitness kills(netns.inode());
   Agent agent({"--max-series", "1", "--gc-interval", "1"});
   auto cgroup = std::make_unique<TestCgroup>();
   const std::string cg = cgroup->path();
@@ -261,23 +260,30 @@ TEST(AgentRun, SeriesCapFoldsIntoOtherAndVanishedCgroupsAreRemoved) {
   nft.drop_sport(l2->port);
   set_keepalive(c1.client, 1, 1, 2);
   ASSERT_EQ(wait_error(c1.client, seconds(10)), ETIMEDOUT);
+  kills.expect_kernel_killed(1);
+  double first = 0;
   ASSERT_TRUE(eventually(
       [&] {
-        return metric(agent.metrics(), "tcpka_keepalive_kills_total", {{"cgroup", cg}}) == 1;
+        first = kills.shown();
+        return metric(agent.metrics(), "tcpka_keepalive_kills_total", {{"cgroup", cg}}) == first;
       },
       seconds(5)));
   set_keepalive(c2.client, 1, 1, 2);
   ASSERT_EQ(wait_error(c2.client, seconds(10)), ETIMEDOUT);
+  kills.expect_kernel_killed(2);
+  double both = 0;
   ASSERT_TRUE(eventually(
       [&] {
-        return metric(agent.metrics(), "tcpka_keepalive_kills_total", {{"cgroup", cg}}) == 2;
+        both = kills.shown();
+        return metric(agent.metrics(), "tcpka_keepalive_kills_total", {{"cgroup", cg}}) == both;
       },
       seconds(5)));
   std::string m = agent.metrics();
   EXPECT_EQ(
       metric(m, "tcpka_keepalive_kills_total", {{"cgroup", cg}, {"port", std::to_string(port1)}}),
-      1);
-  EXPECT_EQ(metric(m, "tcpka_keepalive_kills_total", {{"cgroup", cg}, {"port", "other"}}), 1);
+      first);
+  EXPECT_EQ(metric(m, "tcpka_keepalive_kills_total", {{"cgroup", cg}, {"port", "other"}}),
+            both - first);
   EXPECT_GE(metric(m, "tcpka_series_overflow_total"), 1);
 
   // Every socket of the cgroup is closed, then the cgroup goes.

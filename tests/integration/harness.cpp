@@ -29,6 +29,7 @@
 #include <thread>
 
 #include "cgroup.h"
+#include "probe_witness.h"
 
 namespace tcpka::test {
 
@@ -333,6 +334,35 @@ void expect_shown_within_kernel(uint64_t shown, uint64_t kernel, const char* wha
   }
 }
 
+KillWitness::KillWitness(uint32_t netns_inum)
+    : witness_(std::make_unique<ProbeWitness>(netns_inum)),
+      kernel_before_(tcpext("TCPAbortOnTimeout")) {}
+
+KillWitness::~KillWitness() = default;
+
+double KillWitness::shown() const {
+  return static_cast<double>(witness_->timeout_kills());
+}
+
+void KillWitness::expect_kernel_killed(uint64_t kernel) {
+  EXPECT_TRUE(eventually([&] { return tcpext("TCPAbortOnTimeout") - kernel_before_ >= kernel; },
+                         std::chrono::seconds(10)))
+      << "TcpExtTCPAbortOnTimeout rose by " << tcpext("TCPAbortOnTimeout") - kernel_before_
+      << ", not " << kernel;
+  kernel_ = tcpext("TCPAbortOnTimeout") - kernel_before_;
+  // The witness's exit hook may run just after the counter rose.
+  eventually([&] { return witness_->timeout_kills() >= kernel_; }, std::chrono::seconds(1));
+  expect_shown_within_kernel(witness_->timeout_kills(), kernel_, "timeout kills");
+}
+
+double KillWitness::probes() const {
+  return static_cast<double>(witness_->probes());
+}
+
+bool KillWitness::complete() const {
+  return witness_->timeout_kills() == kernel_;
+}
+
 bool kernel_lacks(const std::string& what) {
   const char* env = std::getenv("TCPKA_KERNEL_LACKS");
   std::istringstream words(env ? env : "");
@@ -533,6 +563,13 @@ KeepaliveOpts get_keepalive(int fd) {
 void set_keepalive_off(int fd) {
   const int zero = 0;
   if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &zero, sizeof(zero)) != 0) die("SO_KEEPALIVE 0");
+}
+
+int probes_out(int fd) {
+  tcp_info info{};
+  socklen_t len = sizeof(info);
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) die("TCP_INFO");
+  return info.tcpi_probes;
 }
 
 int wait_error(int fd, std::chrono::milliseconds timeout) {

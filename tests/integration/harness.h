@@ -148,7 +148,7 @@ class Background {
 // rounds, far fewer with every CPU busy (tests/bench/probe_accuracy.sh,
 // tests/bench/RESULTS.md "Probes BPF is not shown"). The tests that compare
 // probes hold one and compare against ProbeWitness, which is exact either way;
-// the kills they check have no witness, and this makes a missed one rarer.
+// the tests that count kills hold a KillWitness (one of each).
 class CpusAwake {
  public:
   CpusAwake();
@@ -164,6 +164,44 @@ class CpusAwake {
 // timeout kills (TcpExtTCPAbortOnTimeout). Never more; fewer is a kernel gap
 // (see CpusAwake), printed as a note, not failed, but where exact_counters().
 void expect_shown_within_kernel(uint64_t shown, uint64_t kernel, const char* what = "probes");
+
+class ProbeWitness;
+
+// For a test that counts keepalive kills by timeout in its own network
+// namespace: CPUs kept out of idle (CpusAwake) and a ProbeWitness of that
+// namespace, made before the test's cgroups (the spinners must not join
+// them). Some keepalive-timer callbacks of this host's kernel reach no BPF
+// program, the kill in them neither: the count the agent must equal is the
+// witness's, the kills of the callbacks BPF was shown by the kernel's own
+// counter, not the kernel's whole count.
+class KillWitness {
+ public:
+  explicit KillWitness(uint32_t netns_inum);
+  ~KillWitness();
+  KillWitness(const KillWitness&) = delete;
+  KillWitness& operator=(const KillWitness&) = delete;
+  // The kills the agent must have counted since construction. Read it
+  // inside the wait for the agent: the witness's exit hook may run just
+  // after the kernel's counter rose.
+  double shown() const;
+  // The probes of the callbacks BPF was shown, in the namespace (the same
+  // witness's count, by TcpExtTCPKeepAlive).
+  double probes() const;
+  // Waits (10 s at most) until the namespace's TcpExtTCPAbortOnTimeout rose
+  // by `kernel` since construction, then checks the witness against it
+  // (expect_shown_within_kernel: a gap is printed, and fails only where
+  // every callback must reach BPF). Call from the namespace's thread.
+  void expect_kernel_killed(uint64_t kernel);
+  // Whether the witness saw every kill the kernel counted: per-socket
+  // expectations hold only then.
+  bool complete() const;
+
+ private:
+  CpusAwake awake_;
+  std::unique_ptr<ProbeWitness> witness_;
+  uint64_t kernel_before_ = 0;
+  uint64_t kernel_ = 0;
+};
 
 // What the kernel under test lacks, as tests/matrix/kernels.list declares it
 // (TCPKA_KERNEL_LACKS, set by the kernel matrix; empty elsewhere: the host
@@ -220,6 +258,9 @@ Conn connect_pair(const Listener& l, const std::function<void(int)>& before_conn
 
 void set_keepalive(int fd, int idle, int intvl, int cnt);
 void set_keepalive_off(int fd);
+// The socket's keepalive probes out, unanswered (icsk_probes_out, as
+// TCP_INFO's tcpi_probes reports it).
+int probes_out(int fd);
 struct KeepaliveOpts {
   int on = 0, idle = 0, intvl = 0, cnt = 0;
 };

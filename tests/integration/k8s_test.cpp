@@ -84,9 +84,8 @@ class PodAttributionTest : public ::testing::TestWithParam<Layout> {
 };
 
 TEST_P(PodAttributionTest, MetricsAndAuditCarryNamespacePodAndContainer) {
-  // A kill has no witness here: see CpusAwake, which makes a missed one rarer.
-  CpusAwake awake;
   TestNetns netns;
+  KillWitness kills(netns.inode());
   FakeKubeletLogs logs("shop", "web-7d9f", kUid, "nginx", kId);
   Agent agent({"--k8s-log-root", logs.root(), "--audit-interval", "1"});
   NestedCgroup cg(GetParam().cgroups);
@@ -97,10 +96,12 @@ TEST_P(PodAttributionTest, MetricsAndAuditCarryNamespacePodAndContainer) {
   nft.drop_sport(l.port);
   set_keepalive(c.client, 1, 1, 2);
   ASSERT_EQ(wait_error(c.client, seconds(10)), ETIMEDOUT);
+  kills.expect_kernel_killed(1);
   const std::map<std::string, std::string> pod = {
       {"namespace", "shop"}, {"pod", "web-7d9f"}, {"container", "nginx"}, {"cgroup", cg.leaf()}};
   EXPECT_TRUE(eventually(
-      [&] { return metric(agent.metrics(), "tcpka_keepalive_kills_total", pod) == 1; }, seconds(5)))
+      [&] { return metric(agent.metrics(), "tcpka_keepalive_kills_total", pod) == kills.shown(); },
+      seconds(5)))
       << agent.metrics();
   EXPECT_TRUE(
       eventually([&] { return metric(agent.metrics(), "tcpka_sockets", pod) >= 2; }, seconds(5)));

@@ -78,11 +78,10 @@ TEST_P(PartsTest, CheckNamesTheRefusedPartAndStrictRefuses) {
 }
 
 TEST_P(PartsTest, RunStartsWithoutItAndTheOthersStillCount) {
-  // A kill has no witness here: see CpusAwake, which makes a missed one rarer.
-  CpusAwake awake;
   const std::string part = GetParam();
   RefusePart refuse(part);
   TestNetns netns;
+  KillWitness kills(netns.inode());
   TestCgroup target(false);
   const std::vector<std::string> policy = {"--keepalive-cgroup", target.abs(),
                                            "--keepalive-idle",   "1",
@@ -172,6 +171,7 @@ TEST_P(PartsTest, RunStartsWithoutItAndTheOthersStillCount) {
   nft.drop_sport(l.port);
   set_keepalive(doomed.client, 1, 1, 2);
   ASSERT_EQ(wait_error(doomed.client, seconds(15)), ETIMEDOUT);
+  kills.expect_kernel_killed(1);
   if (part == "keepalive") {
     std::this_thread::sleep_for(seconds(2));
     EXPECT_EQ(agent.metrics().find("tcpka_keepalive_kills_total{"), std::string::npos)
@@ -180,7 +180,8 @@ TEST_P(PartsTest, RunStartsWithoutItAndTheOthersStillCount) {
     EXPECT_TRUE(eventually(
         [&] {
           return metric(agent.metrics(), "tcpka_keepalive_kills_total",
-                        {{"outcome", "timeout"}, {"port", std::to_string(l.port)}}) == 1;
+                        {{"outcome", "timeout"}, {"port", std::to_string(l.port)}}) ==
+                 kills.shown();
         },
         seconds(10)))
         << agent.metrics();

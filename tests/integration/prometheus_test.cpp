@@ -76,12 +76,9 @@ class PrometheusTest : public ::testing::Test {
 };
 
 TEST_F(PrometheusTest, ServerScrapesAgentRulesFireDashboardQueriesRun) {
-  // The test expects the kill exactly: keep the kernel from skipping the BPF
-  // programs for the keepalive callback that makes it (see CpusAwake; one
-  // fresh-clone CI run showed 2 probes and no kill). Before the cgroup: its
-  // spinners must not be in it.
-  CpusAwake awake;
+  // Before the cgroup: the witness's spinners must not be in it.
   TestNetns netns;
+  KillWitness killed(netns.inode());
   Agent agent({"--audit-interval", "1"});
   TestCgroup cgroup;
   const std::string cg = cgroup.path();
@@ -125,6 +122,7 @@ TEST_F(PrometheusTest, ServerScrapesAgentRulesFireDashboardQueriesRun) {
     set_keepalive(dead.client, 1, 1, 2);
     ASSERT_EQ(wait_error(dead.client, seconds(10)), ETIMEDOUT);
   }
+  killed.expect_kernel_killed(1);
   // A CLOSE_WAIT leak that keeps growing until the alert fires.
   Listener l = listen_on(AF_INET);
   std::vector<Conn> leaked;
@@ -159,7 +157,7 @@ TEST_F(PrometheusTest, ServerScrapesAgentRulesFireDashboardQueriesRun) {
   const auto kills = prom_values(
       query("sum(tcpka_keepalive_kills_total{cgroup=\"" + cg + "\",outcome=\"timeout\"})"));
   ASSERT_EQ(kills.size(), 1u);
-  EXPECT_EQ(kills[0], 1);
+  EXPECT_EQ(kills[0], killed.shown());
   const auto probes =
       prom_values(query("sum(tcpka_keepalive_probes_sent_total{cgroup=\"" + cg + "\"})"));
   ASSERT_EQ(probes.size(), 1u);

@@ -399,8 +399,6 @@ TEST_F(KernelSupportTest, NoBtfRefusesNamingTheFileAndTheKernelOption) {
 }
 
 TEST_F(KernelSupportTest, AbsentReceiveResetTracepointRunsDegradedAndSaysSo) {
-  // A kill has no witness here: see CpusAwake, which makes a missed one rarer.
-  CpusAwake awake;
   TempPath btf_file;
   write_btf_without_tracepoint("tcp_receive_reset", btf_file.path());
   if (HasFatalFailure()) return;
@@ -417,6 +415,7 @@ TEST_F(KernelSupportTest, AbsentReceiveResetTracepointRunsDegradedAndSaysSo) {
   expect_nothing_remains();
 
   TestNetns netns;
+  KillWitness kills(netns.inode());
   {
     Background agent(with_btf(btf_file.path(),
                               {agent_binary(), "run", "--listen", "127.0.0.1:9977"}));
@@ -446,10 +445,11 @@ TEST_F(KernelSupportTest, AbsentReceiveResetTracepointRunsDegradedAndSaysSo) {
     nft.drop_sport(l.port);
     set_keepalive(timeout.client, 1, 1, 2);
     ASSERT_EQ(wait_error(timeout.client, seconds(10)), ETIMEDOUT);
+    kills.expect_kernel_killed(1);
     ASSERT_TRUE(eventually(
         [&] {
           return metric(http_get(9977, "/metrics"), "tcpka_keepalive_kills_total",
-                        {{"outcome", "timeout"}}) == 1;
+                        {{"outcome", "timeout"}}) == kills.shown();
         },
         seconds(5)))
         << http_get(9977, "/metrics");
@@ -552,9 +552,8 @@ class CapabilitiesTest : public ::testing::Test {
 };
 
 TEST_F(CapabilitiesTest, DaemonSetSetStartsAttachesServesAndCountsAKill) {
-  // A kill has no witness here: see CpusAwake, which makes a missed one rarer.
-  CpusAwake awake;
   TestNetns netns;
+  KillWitness kills(netns.inode());
   TestCgroup cgroup(false);
   Background agent(setpriv(kDaemonSetCaps, run_with_policy(cgroup)));
   ASSERT_TRUE(becomes_healthy()) << agent.log();
@@ -572,16 +571,18 @@ TEST_F(CapabilitiesTest, DaemonSetSetStartsAttachesServesAndCountsAKill) {
   nft.drop_sport(l.port);
   set_keepalive(c.client, 1, 1, 2);
   ASSERT_EQ(wait_error(c.client, seconds(10)), ETIMEDOUT);
+  kills.expect_kernel_killed(1);
   EXPECT_TRUE(eventually(
       [&] {
         return metric(http_get(9977, "/metrics"), "tcpka_keepalive_kills_total",
-                      {{"outcome", "timeout"}, {"port", std::to_string(l.port)}}) == 1;
+                      {{"outcome", "timeout"}, {"port", std::to_string(l.port)}}) ==
+               kills.shown();
       },
       seconds(5)))
       << http_get(9977, "/metrics");
   EXPECT_EQ(metric(http_get(9977, "/metrics"), "tcpka_keepalive_probes_sent_total",
                    {{"port", std::to_string(l.port)}}),
-            2);
+            kills.probes());
   // The self-check reads the counters of namespaces whose tasks it has no
   // ptrace rights over (this process has capabilities the agent lacks):
   // the host's, besides its own (the test's).

@@ -36,4 +36,4 @@ filter=${TCPKA_MATRIX_FILTER:-$filter}
 # (harness.h, expect_shown_within_kernel).
 TCPKA_KERNEL_LACKS="$lacks" TCPKA_EXACT_COUNTERS=1 \
   "$build/tests/integration/tcpka_integration_tests" --gtest_filter="$filter" \
-  --gtest_output="xml:$out/tests.xml" >"$out/tests.log" 2>&1
+  --gtest_repeat="${TCPKA_MATRIX_REPEAT:-1}" --gtest_output="xml:$out/tests.xml" >"$out/tests.log" 2>&1

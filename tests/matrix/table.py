@@ -93,16 +93,26 @@ def kernel_row(name, d, lacks):
             suites = ET.parse(xml).getroot()
             cases = suites.iter("testcase")
             total = failed = skipped = 0
+            names = []
             for c in cases:
                 total += 1
-                if c.find("failure") is not None or c.find("error") is not None:
+                bad = c.find("failure")
+                if bad is None:
+                    bad = c.find("error")
+                if bad is not None:
                     failed += 1
+                    # Its name and the failure's first lines: CI shows the
+                    # end of the log only.
+                    text = (bad.get("message") or bad.text or "").strip().splitlines()
+                    names.append("%s.%s: %s" % (c.get("classname"), c.get("name"),
+                                                " / ".join(text[:3])[:400]))
                 elif c.get("result") == "skipped" or c.find("skipped") is not None:
                     skipped += 1
             row["tests"] = "%d/%d passed" % (total - failed - skipped, total)
             if failed or skipped or total == 0:
                 problems.append("%d failed, %d skipped of %d tests (%s)"
                                 % (failed, skipped, total, os.path.join(d, "tests.log")))
+            problems.extend("failed: " + n for n in names)
         except (OSError, ET.ParseError):
             row["tests"] = "none"
             if not problems:
@@ -129,10 +139,15 @@ def main():
         f.write(table)
     print(table)
     failed = False
+    problems = []
     for r in rows:
         for p in r["problems"]:
-            print("matrix: %s (%s): %s" % (r["name"], r["kernel"], p))
+            problems.append("matrix: %s (%s): %s" % (r["name"], r["kernel"], p))
             failed = True
+    print("\n".join(problems))
+    # tests/run.sh prints these again after every tier's verdict.
+    with open(os.path.join(out, "problems.txt"), "w") as f:
+        f.write("".join(p + "\n" for p in problems))
     print("matrix: %s" % ("FAILED" if failed else "every kernel matches kernels.list and passed"))
     return 1 if failed else 0
 
