@@ -1,6 +1,7 @@
 #include "aggregator.h"
 
 #include <set>
+#include <unordered_map>
 
 namespace tcpka {
 
@@ -235,12 +236,26 @@ size_t Aggregator::sweep(uint64_t scan_start_ns,
   std::lock_guard lock(mu_);
   if (sockets_.empty()) return 0;
   const uint64_t gen = ++sweeps_;
-  for_each_live([&](const SocketKey& key, uint64_t cgroup_id, const std::string& cgroup,
-                    Direction direction) {
+  // The held sockets by cookie (see the header): few, and only while
+  // probes wait. The table does not change during the scan's visit.
+  std::unordered_map<uint64_t, Entry*> held_by_cookie;
+  if (held_.sockets) {
+    for (Entry& e : sockets_) {
+      if (e.value.held && e.value.stats.cookie) held_by_cookie.emplace(e.value.stats.cookie, &e);
+    }
+  }
+  for_each_live([&](const SocketKey& key, uint64_t cookie, uint64_t cgroup_id,
+                    const std::string& cgroup, Direction direction) {
     Entry* e = sockets_.find(key);
+    if (!e && cookie && !held_by_cookie.empty()) {
+      const auto it = held_by_cookie.find(cookie);
+      if (it != held_by_cookie.end()) e = it->second;
+    }
     if (!e) return;
     e->value.swept = gen;
-    if (e->value.held) attribute(key, e, cgroup_id, direction, cgroup);
+    // Under the key its events came with: the port labels are the
+    // connection's, not the unhashed socket's.
+    if (e->value.held) attribute(e->key, e, cgroup_id, direction, cgroup);
     e->value.unseen = false;  // a scan can show it after all
   });
   // An event after the scan began may be of a socket the scan missed.

@@ -105,9 +105,9 @@ class Aggregator {
   Held held() const;
 
   // What an audit scan shows of each live socket. for_each_live visits each
-  // with the cgroup and direction the scan read from it.
-  // cgroup is the path of cgroup_id, "" when unresolvable.
-  using LiveVisitor = std::function<void(const SocketKey&, uint64_t cgroup_id,
+  // with its cookie (0: none assigned) and the cgroup and direction the
+  // scan read from it. cgroup is the path of cgroup_id, "" when unresolvable.
+  using LiveVisitor = std::function<void(const SocketKey&, uint64_t cookie, uint64_t cgroup_id,
                                          const std::string& cgroup, Direction)>;
   // Applies an audit scan: gives the sockets that wait for attribution the
   // scan's (their held probes join their series), and forgets the sockets
@@ -116,6 +116,12 @@ class Aggregator {
   // CLOCK_MONOTONIC) before scan_start_ns that for_each_live does not visit.
   // Their gone event was lost (ring full) or never sent (keepalive was off
   // when they ended). Returns how many sockets were forgotten.
+  //
+  // A socket with held probes is also found by its cookie: one killed by
+  // timeout while the kernel showed BPF none of its callbacks' events
+  // (tests/bench/RESULTS.md, "Probes BPF is not shown") lost its local port
+  // (tcp_done unhashes it), so the scan shows it under another key, and its
+  // kill, which would have named it, never came.
   //
   // Except a socket with held probes that the scan does not show: it has no
   // file descriptor a scan could find (the kernel's own, a child still in a

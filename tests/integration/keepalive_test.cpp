@@ -115,11 +115,12 @@ class KeepaliveTest : public ::testing::TestWithParam<std::string> {
   }
 
   // The probes of a socket no scan has shown wait for its next labelled
-  // event (agent/aggregator.h, Aggregator::add), normally the kill. A
-  // socket dead by timeout has no descriptor a scan shows, so when no BPF
-  // program was run for the callback that killed it (the kernel gap of
-  // CpusAwake: the witness did not see the kill) its probes wait for its
-  // gone event: close it first. Once, rarely, on the host (CI, 2026-12-07).
+  // event (agent/aggregator.h, Aggregator::add), normally the kill. When no
+  // BPF program was run for the callback that killed it (the kernel gap of
+  // CpusAwake: the witness did not see the kill), they wait for the next
+  // audit scan, which finds the unhashed socket by its cookie
+  // (Aggregator::sweep), or its gone event. The scan is a minute away:
+  // close the socket. Once, rarely, on the host (CI, 2026-12-07).
   void close_if_kill_unseen(Conn& c, uint64_t kernel_kills) {
     if (witness_->timeout_kills() >= kernel_kills) return;
     std::printf("[ NOTE     ] the kill was not shown to BPF: closing the socket for its gone event\n");

@@ -435,8 +435,8 @@ TEST(AggregatorSweepTest, ForgetsSocketsTheScanNoLongerShows) {
   agg.add(a, "/a");
   agg.add(b, "/a");
   const size_t removed = agg.sweep(200, [&](const Aggregator::LiveVisitor& visit) {
-    visit(a.sock, 7, "/a", Direction::kInbound);
-    visit(probe(Direction::kInbound, 80, 3).sock, 7, "/a", Direction::kInbound);  // never tracked
+    visit(a.sock, 0, 7, "/a", Direction::kInbound);
+    visit(probe(Direction::kInbound, 80, 3).sock, 0, 7, "/a", Direction::kInbound);  // never tracked
   });
   EXPECT_EQ(removed, 1u);
   EXPECT_TRUE(agg.socket(a.sock).has_value());
@@ -461,7 +461,7 @@ TEST(AggregatorSweepTest, EachSweepNeedsItsOwnSighting) {
   Event e = probe(Direction::kInbound, 80, 1);
   agg.add(e, "/a");
   EXPECT_EQ(agg.sweep(10, [&](const Aggregator::LiveVisitor& visit) {
-              visit(e.sock, 7, "/a", Direction::kInbound);
+              visit(e.sock, 0, 7, "/a", Direction::kInbound);
             }),
             0u);
   EXPECT_EQ(agg.sweep(10, [](const Aggregator::LiveVisitor&) {}), 1u);
@@ -507,7 +507,7 @@ TEST(AggregatorAttributionTest, BareProbesOfANewSocketWaitForTheScan) {
   // The scan names it: the scan's cgroup path, no lookup of our own.
   EXPECT_EQ(agg.sweep(200,
                       [&](const Aggregator::LiveVisitor& visit) {
-                        visit(bare_probe(50000, 443).sock, 9, "/web", Direction::kOutbound);
+                        visit(bare_probe(50000, 443).sock, 0, 9, "/web", Direction::kOutbound);
                       }),
             0u);
   EXPECT_EQ(agg.snapshot().series.at(key(Direction::kOutbound, "443", "/web")).probes, 3u);
@@ -614,12 +614,39 @@ TEST(AggregatorAttributionTest, AnUnseenSocketAScanShowsLaterIsLabelledAndSweptA
   EXPECT_EQ(agg.held().unseen, 1u);
   // Accepted since: now it has a file descriptor.
   agg.sweep(300, [&](const Aggregator::LiveVisitor& visit) {
-    visit(sock, 9, "/web", Direction::kInbound);
+    visit(sock, 0, 9, "/web", Direction::kInbound);
   });
   EXPECT_EQ(agg.snapshot().series.at(key(Direction::kInbound, "80", "/web")).probes, 1u);
   EXPECT_EQ(agg.held().unseen, 0u);
   EXPECT_EQ(calls, (std::vector<bool>{true, false}));
   EXPECT_EQ(agg.sweep(400, [](const Aggregator::LiveVisitor&) {}), 1u);  // closed, gone event lost
+}
+
+// A socket killed by timeout in a callback BPF was not shown: no kill event
+// names it, and tcp_done() unhashed it, so the scan shows it with local
+// port 0. Its cookie still finds it, and its probes join its series, under
+// its connection's ports.
+TEST(AggregatorAttributionTest, AHeldSocketTheScanShowsUnderAnotherKeyIsFoundByItsCookie) {
+  Aggregator agg(100, 100);
+  Resolver r;
+  auto fn = r.fn();
+  Event probe1 = bare_probe(80, 1, 100);
+  probe1.cookie = 42;
+  agg.add(probe1, fn);
+  agg.add(probe1, fn);
+  SocketKey unhashed = probe1.sock;
+  unhashed.sport = 0;
+  agg.sweep(200, [&](const Aggregator::LiveVisitor& visit) {
+    visit(unhashed, 41, 9, "/web", Direction::kInbound);  // another socket's cookie
+  });
+  EXPECT_EQ(agg.held().probes, 2u) << "a cookie that differs names another socket";
+  agg.sweep(300, [&](const Aggregator::LiveVisitor& visit) {
+    visit(unhashed, 42, 9, "/web", Direction::kInbound);
+  });
+  EXPECT_EQ(agg.held().probes, 0u);
+  EXPECT_EQ(agg.held().unseen, 0u);
+  EXPECT_EQ(agg.snapshot().series.at(key(Direction::kInbound, "80", "/web")).probes, 2u);
+  EXPECT_EQ(agg.snapshot().series.count(key(Direction::kInbound, "0", "/web")), 0u);
 }
 
 TEST(AggregatorAttributionTest, ACookieMismatchLetsGoOfHeldProbes) {
@@ -724,7 +751,7 @@ TEST(AggregatorAttributionTest, HeldProbesPastTheCapFoldIntoOtherEachCounted) {
   agg.add(bare_probe(81, 2), fn);
   agg.add(bare_probe(81, 2), fn);
   agg.sweep(0, [&](const Aggregator::LiveVisitor& visit) {
-    visit(bare_probe(81, 2).sock, 7, "/a", Direction::kInbound);
+    visit(bare_probe(81, 2).sock, 0, 7, "/a", Direction::kInbound);
   });
   const auto snap = agg.snapshot();
   EXPECT_EQ(snap.series.at(key(Direction::kInbound, "other", "/a")).probes, 2u);
