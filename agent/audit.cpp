@@ -493,9 +493,17 @@ bool reuse_pinned(const std::string& path, bpf_map* map, bool any_size) {
 }
 
 Result<std::unique_ptr<AuditBpf>> AuditBpf::load(const AuditOptions& opts) {
+  std::string note;
+  auto loaded = load_either_build<AuditBpf>(
+      opts.plain_loads, [&](bool plain) { return load_build(opts, plain); }, &note);
+  if (loaded) (*loaded)->build_note_ = note;
+  return loaded;
+}
+
+Result<std::unique_ptr<AuditBpf>> AuditBpf::load_build(const AuditOptions& opts, bool plain) {
   capture_libbpf_log();
   std::unique_ptr<AuditBpf> self(new AuditBpf());
-  self->skel_ = opts.plain_loads ? audit_bpf__open()
+  self->skel_ = plain ? audit_bpf__open()
                                  : open_skeleton_with<audit_bpf>(audit_bpf__create_skeleton,
                                                                  audit_compat_bpf__elf_bytes,
                                                                  audit_bpf__destroy);
@@ -523,7 +531,9 @@ Result<std::unique_ptr<AuditBpf>> AuditBpf::load(const AuditOptions& opts) {
   // First sightings pinned by a crashed agent (or kept by --state-persist)
   // are reused: they are still right for the sockets they name.
   const bool seen_reused = reuse_pinned(opts.state_pin, skel->maps.tka_seen, false);
-  if (test_refuses(Part::kAudit)) load_as_refused(skel->obj);
+  if (test_refuses(Part::kAudit) || (plain && test_refuses_plain(Part::kAudit))) {
+    load_as_refused(skel->obj);
+  }
   if (int err = audit_bpf__load(skel); err) {
     return Error{"loading the audit BPF program failed: " + errstr(err) + take_log_tail(25)};
   }

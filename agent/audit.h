@@ -134,7 +134,11 @@ struct AuditOptions {
 // process's TCP sockets.
 class AuditBpf {
  public:
+  // In the probe-read build where the kernel refuses the plain-load one
+  // (load_either_build; build_note() says so).
   static Result<std::unique_ptr<AuditBpf>> load(const AuditOptions& opts);
+  // "" when the planned build loaded, else which one did and why.
+  const std::string& build_note() const { return build_note_; }
   ~AuditBpf();
   AuditBpf(const AuditBpf&) = delete;
   AuditBpf& operator=(const AuditBpf&) = delete;
@@ -152,7 +156,9 @@ class AuditBpf {
  private:
   AuditBpf() = default;
   Result<void> prune_seen(uint64_t gen);
+  static Result<std::unique_ptr<AuditBpf>> load_build(const AuditOptions& opts, bool plain);
   audit_bpf* skel_ = nullptr;
+  std::string build_note_;
   bpf_link* iter_link_ = nullptr;
   bool mark_first_seen_ = false;
   std::string pinned_;  // the path we pinned (or reused) and remove again

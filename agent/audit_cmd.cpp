@@ -38,6 +38,9 @@ int run_audit(const AuditFilter& filter, bool json, const std::string& k8s_log_r
     std::fprintf(stderr, "tcpka: %s\n", audit.error().c_str());
     return 1;
   }
+  if (!(*audit)->build_note().empty()) {
+    std::fprintf(stderr, "tcpka: audit: %s\n", (*audit)->build_note().c_str());
+  }
   auto recs = audit.value()->scan();
   if (!recs) {
     std::fprintf(stderr, "tcpka: %s\n", recs.error().c_str());

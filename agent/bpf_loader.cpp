@@ -25,10 +25,19 @@ int on_sample(void* ctx, void* data, size_t size) {
 }  // namespace
 
 Result<std::unique_ptr<KeepaliveBpf>> KeepaliveBpf::load(const LoadOptions& opts) {
+  std::string note;
+  auto loaded = load_either_build<KeepaliveBpf>(
+      opts.plan.plain_loads, [&](bool plain) { return load_build(opts, plain); }, &note);
+  if (loaded) (*loaded)->build_note_ = note;
+  return loaded;
+}
+
+Result<std::unique_ptr<KeepaliveBpf>> KeepaliveBpf::load_build(const LoadOptions& opts,
+                                                               bool plain) {
   capture_libbpf_log();
   std::unique_ptr<KeepaliveBpf> self(new KeepaliveBpf());
   self->opts_ = opts;
-  self->skel_ = opts.plan.plain_loads
+  self->skel_ = plain
                     ? keepalive_bpf__open()
                     : open_skeleton_with<keepalive_bpf>(keepalive_bpf__create_skeleton,
                                                         keepalive_compat_bpf__elf_bytes,
@@ -51,7 +60,9 @@ Result<std::unique_ptr<KeepaliveBpf>> KeepaliveBpf::load(const LoadOptions& opts
     const bool load = std::find(want.begin(), want.end(), bpf_program__name(prog)) != want.end();
     bpf_program__set_autoload(prog, load);
   }
-  if (test_refuses(Part::kKeepalive)) load_as_refused(skel->obj);
+  if (test_refuses(Part::kKeepalive) || (plain && test_refuses_plain(Part::kKeepalive))) {
+    load_as_refused(skel->obj);
+  }
   if (int err = keepalive_bpf__load(skel); err) {
     std::string hint;
     if (err == -EPERM || err == -EACCES) {

@@ -45,6 +45,8 @@ using EventSink = std::function<void(const void* data, size_t size)>;
 class KeepaliveBpf {
  public:
   // Loads the programs of opts.plan into the kernel (nothing attached yet).
+  // In the probe-read build where the kernel refuses the plain-load one
+  // (load_either_build; build_note() says so).
   static Result<std::unique_ptr<KeepaliveBpf>> load(const LoadOptions& opts);
   ~KeepaliveBpf();
   KeepaliveBpf(const KeepaliveBpf&) = delete;
@@ -62,15 +64,19 @@ class KeepaliveBpf {
 
   std::vector<ProgramState> programs() const;
   std::array<uint64_t, TKA_DROP__COUNT> drops() const;
+  // "" when the planned build loaded, else which one did and why.
+  const std::string& build_note() const { return build_note_; }
 
  private:
   KeepaliveBpf() = default;
+  static Result<std::unique_ptr<KeepaliveBpf>> load_build(const LoadOptions& opts, bool plain);
 
   keepalive_bpf* skel_ = nullptr;
   ring_buffer* rb_ = nullptr;
   EventSink sink_;
   LoadOptions opts_;
   std::vector<std::pair<std::string, bpf_link*>> links_;
+  std::string build_note_;
 };
 
 }  // namespace tcpka

@@ -57,17 +57,33 @@ int poll_ring(ring_buffer* rb, int timeout_ms) {
   return rest < 0 ? rest : woken + rest;
 }
 
-bool test_refuses(Part p) {
+namespace {
+
+bool test_refuse_listed(const std::string& name) {
   const char* env = std::getenv("TCPKA_TEST_REFUSE");
   if (!env) return false;
   std::string_view list(env);
   while (!list.empty()) {
     const size_t comma = list.find(',');
-    if (list.substr(0, comma) == part_name(p)) return true;
+    if (list.substr(0, comma) == name) return true;
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);
   }
   return false;
+}
+
+}  // namespace
+
+bool test_refuses(Part p) {
+  return test_refuse_listed(std::string(part_name(p)));
+}
+
+bool test_refuses_plain(Part p) {
+  return test_refuse_listed("plain:" + std::string(part_name(p)));
+}
+
+std::string first_line(const std::string& s) {
+  return s.substr(0, s.find('\n'));
 }
 
 bool test_blind(std::string_view signal) {

@@ -48,9 +48,12 @@ int run_check(const RunConfig& cfg) {
         gap.empty() ? KeepaliveBpf::load(LoadOptions{plan, cfg.ringbuf_bytes, cfg.max_sockets})
                     : Result<std::unique_ptr<KeepaliveBpf>>(Error{gap});
     parts.push_back(part_state(Part::kKeepalive, gap, loaded));
+    const std::string note = loaded ? (*loaded)->build_note() : "";
     details.push_back("backend " + std::string(backend_name(plan.backend)) + ", " +
                       std::to_string(plan.programs.size()) + " programs, " +
-                      (plan.plain_loads ? "plain-load" : "probe-read") + " build");
+                      (note.empty() ? std::string(plan.plain_loads ? "plain-load" : "probe-read") +
+                                          " build"
+                                    : note));
     if (!loaded) keepalive_off(&plan, parts.back().why);
     if (loaded) keepalive = std::move(loaded.value());
   }
@@ -61,7 +64,7 @@ int run_check(const RunConfig& cfg) {
         gap.empty() ? StateTracker::load({plan.plain_loads, false, "", 0, 0})
                     : Result<std::unique_ptr<StateTracker>>(Error{gap});
     parts.push_back(part_state(Part::kStateTracker, gap, loaded));
-    details.push_back("");
+    details.push_back(loaded ? (*loaded)->build_note() : "");
     if (loaded) tracker = std::move(loaded.value());
   }
   {
@@ -70,7 +73,7 @@ int run_check(const RunConfig& cfg) {
         gap.empty() ? AuditBpf::load({plan.plain_loads, false, "", tracker.get()})
                     : Result<std::unique_ptr<AuditBpf>>(Error{gap});
     parts.push_back(part_state(Part::kAudit, gap, loaded));
-    details.push_back("");
+    details.push_back(loaded ? (*loaded)->build_note() : "");
   }
   {
     // Reported whether or not a policy is configured: check tells what the

@@ -127,7 +127,10 @@ PartState policies_state(const Features& f) {
 std::vector<std::string> part_lines(const std::vector<PartState>& parts) {
   std::vector<std::string> out;
   for (const auto& p : parts) {
-    if (p.on) continue;
+    if (p.on) {
+      if (!p.note.empty()) out.push_back("part " + std::string(part_name(p.part)) + ": " + p.note);
+      continue;
+    }
     out.push_back("degraded: part " + std::string(part_name(p.part)) +
                   " is OFF: " + p.why + " (tcpka_part_up shows it with value 0; --strict "
                   "refuses to start instead)");

@@ -62,9 +62,15 @@ std::vector<std::string> degraded_lines(const Plan& plan);
 // A part of the agent as it runs in this process: on, or off and why (what
 // the kernel lacks, or the load's error with the verifier's words).
 struct PartState {
+  PartState() = default;
+  PartState(Part p, bool is_on, std::string off_why)
+      : part(p), on(is_on), why(std::move(off_why)) {}
   Part part = Part::kKeepalive;
   bool on = false;
   std::string why;  // when off
+  // When on but not as planned: the build that loaded, and why
+  // (load_either_build).
+  std::string note;
 };
 
 // The state of a part from its gap (part_gap()) and, when there is none,

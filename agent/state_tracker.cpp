@@ -16,9 +16,18 @@
 namespace tcpka {
 
 Result<std::unique_ptr<StateTracker>> StateTracker::load(const StateTrackerOptions& opts) {
+  std::string note;
+  auto loaded = load_either_build<StateTracker>(
+      opts.plain_loads, [&](bool plain) { return load_build(opts, plain); }, &note);
+  if (loaded) (*loaded)->build_note_ = note;
+  return loaded;
+}
+
+Result<std::unique_ptr<StateTracker>> StateTracker::load_build(const StateTrackerOptions& opts,
+                                                               bool plain) {
   capture_libbpf_log();
   std::unique_ptr<StateTracker> self(new StateTracker());
-  self->skel_ = opts.plain_loads ? state_bpf__open()
+  self->skel_ = plain ? state_bpf__open()
                                  : open_skeleton_with<state_bpf>(state_bpf__create_skeleton,
                                                                  state_compat_bpf__elf_bytes,
                                                                  state_bpf__destroy);
@@ -46,7 +55,9 @@ Result<std::unique_ptr<StateTracker>> StateTracker::load(const StateTrackerOptio
   const bool slots_reused = reuse_pinned(slots_pin, skel->maps.tka_cw_slots, false);
   const bool more_reused = reuse_pinned(more_pin, skel->maps.tka_cw_more, false);
   skel->rodata->tka_cw_slot_mask = bpf_map__max_entries(skel->maps.tka_cw_slots) - 1;
-  if (test_refuses(Part::kStateTracker)) load_as_refused(skel->obj);
+  if (test_refuses(Part::kStateTracker) || (plain && test_refuses_plain(Part::kStateTracker))) {
+    load_as_refused(skel->obj);
+  }
   if (int err = state_bpf__load(skel); err) {
     return Error{"loading the state tracker's BPF program failed: " + errstr(err) +
                  take_log_tail(25)};

@@ -37,7 +37,11 @@ struct StateTrackerOptions {
 
 class StateTracker {
  public:
+  // In the probe-read build where the kernel refuses the plain-load one
+  // (load_either_build; build_note() says so).
   static Result<std::unique_ptr<StateTracker>> load(const StateTrackerOptions& opts);
+  // "" when the planned build loaded, else which one did and why.
+  const std::string& build_note() const { return build_note_; }
   ~StateTracker();
   StateTracker(const StateTracker&) = delete;
   StateTracker& operator=(const StateTracker&) = delete;
@@ -59,7 +63,10 @@ class StateTracker {
 
  private:
   StateTracker() = default;
+  static Result<std::unique_ptr<StateTracker>> load_build(const StateTrackerOptions& opts,
+                                                          bool plain);
   state_bpf* skel_ = nullptr;
+  std::string build_note_;
   bpf_link* link_ = nullptr;
   ring_buffer* rb_ = nullptr;
   std::function<void(double, uint64_t)> sink_;

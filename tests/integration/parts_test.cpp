@@ -226,6 +226,78 @@ TEST(PartsReloadTest, FirstPoliciesBySighupWhileTheKernelRefusesThem) {
   EXPECT_EQ(agent.stop(), 0);
 }
 
+// A verifier that refuses a part's plain-load build (bpf_rdonly_cast), as
+// the development host's 6.18 build v1272 refused a load the build before
+// it took: the part loads in its probe-read build, says so, and works.
+// TCPKA_TEST_REFUSE=plain:part refuses only the plain-load build.
+TEST(PartsBuildTest, ARefusedPlainLoadBuildFallsBackToTheProbeReadOne) {
+  ASSERT_EQ(geteuid(), 0u) << "integration tests need root";
+  std::string out;
+  ASSERT_EQ(sh(agent_binary() + " check 2>&1", &out), 0) << out;
+  // Without bpf_rdonly_cast (before 6.2) the probe-read build is the plan:
+  // there is nothing to fall back from, and nothing may say so.
+  const bool plain = out.find(", plain-load build)") != std::string::npos;
+  const std::vector<std::string> parts = {"keepalive", "audit", "state_tracker"};
+  RefusePart refuse("plain:keepalive,plain:audit,plain:state_tracker");
+  ASSERT_EQ(sh(agent_binary() + " check 2>&1", &out), 0) << out;
+  const std::string note = "probe-read build: the plain-load build was refused: loading the ";
+  for (const auto& part : parts) {
+    if (kernel_lacks(part)) continue;
+    char head[64];
+    std::snprintf(head, sizeof(head), "\n  %-14s on", part.c_str());
+    const size_t at = out.find(head);
+    ASSERT_NE(at, std::string::npos) << part << " in\n" << out;
+    const std::string line = out.substr(at + 1, out.find('\n', at + 1) - at - 1);
+    EXPECT_EQ(line.find(note) != std::string::npos, plain) << line;
+  }
+  // The keepalive programs of that build see a real connection's probe and
+  // reset.
+  EXPECT_NE(out.find("\n  probe         seen: "), std::string::npos) << out;
+  EXPECT_NE(out.find("\n  kill_reset    seen: "), std::string::npos) << out;
+
+  // `run`: the audit and the state tracker of that build list a CLOSE_WAIT
+  // socket of ours with its owner, and time it when it closes.
+  TestNetns netns;
+  Agent agent({"--audit-interval", "1"});
+  if (plain) {
+    for (const auto& part : parts) {
+      if (kernel_lacks(part)) continue;
+      EXPECT_NE(agent.log().find("part " + part + ": " + note), std::string::npos)
+          << agent.log();
+    }
+  }
+  TestCgroup leaky(false);
+  leaky.enter();
+  Listener l = listen_on(AF_INET);
+  leaky.leave();
+  Conn leak = connect_pair(l);
+  ::close(leak.client);
+  leak.client = -1;
+  EXPECT_TRUE(eventually(
+      [&] {
+        for (const auto& r : json_objects(agent.get("/sockets?state=close_wait"))) {
+          if (json_field(r, "sport") == std::to_string(l.port) &&
+              json_field(r, "pid") == std::to_string(getpid())) {
+            return true;
+          }
+        }
+        return false;
+      },
+      seconds(10)))
+      << agent.get("/sockets?state=close_wait");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  ::close(leak.server);
+  leak.server = -1;
+  EXPECT_TRUE(eventually(
+      [&] {
+        return metric(agent.metrics(), "tcpka_close_wait_duration_seconds_count",
+                      {{"cgroup", leaky.path()}}) == (kernel_lacks("state_tracker") ? 0 : 1);
+      },
+      seconds(5)))
+      << agent.metrics();
+  EXPECT_EQ(agent.stop(), 0) << agent.log();
+}
+
 INSTANTIATE_TEST_SUITE_P(EachPart, PartsTest, ::testing::ValuesIn(present_parts()),
                          [](const auto& info) { return info.param; });
 

@@ -26,7 +26,7 @@ echo $? >"$out/check-reason.status"
 # of the three restart ways, and the probe-labelling tests under the
 # reset-reason backend (labelling does not depend on how kills are seen).
 filter="Backends/KeepaliveTest.*:Backends/WatchTest.*:AuditTest.*:SockopsTest.*"
-filter+=":LifecycleTest.*:Ways/RestartTest.*/Sigkill:EachPart/PartsTest.*:AgentCli.*"
+filter+=":LifecycleTest.*:Ways/RestartTest.*/Sigkill:EachPart/PartsTest.*:PartsBuildTest.*:AgentCli.*"
 filter+=":AgentRun.MetricsExposeBuildProgramsAndSignals:SelfCheckTest.*:CheckEndToEnd.*"
 filter+="-LifecycleTest.Sighup*:LifecycleTest.TinyRings*:*KeepaliveTest.*Label*/reset_reason"
 filter=${TCPKA_MATRIX_FILTER:-$filter}
