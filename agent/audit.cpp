@@ -503,10 +503,10 @@ Result<std::unique_ptr<AuditBpf>> AuditBpf::load(const AuditOptions& opts) {
 Result<std::unique_ptr<AuditBpf>> AuditBpf::load_build(const AuditOptions& opts, bool plain) {
   capture_libbpf_log();
   std::unique_ptr<AuditBpf> self(new AuditBpf());
-  self->skel_ = plain ? audit_bpf__open()
-                                 : open_skeleton_with<audit_bpf>(audit_bpf__create_skeleton,
-                                                                 audit_compat_bpf__elf_bytes,
-                                                                 audit_bpf__destroy);
+  self->skel_ =
+      plain ? audit_bpf__open()
+            : open_skeleton_with<audit_bpf>(audit_bpf__create_skeleton, audit_compat_bpf__elf_bytes,
+                                            audit_bpf__destroy);
   if (!self->skel_) {
     return Error{"opening the audit BPF object failed: " + errstr(errno) + take_log_tail(20)};
   }

@@ -37,11 +37,10 @@ Result<std::unique_ptr<KeepaliveBpf>> KeepaliveBpf::load_build(const LoadOptions
   capture_libbpf_log();
   std::unique_ptr<KeepaliveBpf> self(new KeepaliveBpf());
   self->opts_ = opts;
-  self->skel_ = plain
-                    ? keepalive_bpf__open()
-                    : open_skeleton_with<keepalive_bpf>(keepalive_bpf__create_skeleton,
-                                                        keepalive_compat_bpf__elf_bytes,
-                                                        keepalive_bpf__destroy);
+  self->skel_ = plain ? keepalive_bpf__open()
+                      : open_skeleton_with<keepalive_bpf>(keepalive_bpf__create_skeleton,
+                                                          keepalive_compat_bpf__elf_bytes,
+                                                          keepalive_bpf__destroy);
   if (!self->skel_) {
     return Error{"opening the BPF object failed: " + errstr(errno) + take_log_tail(20)};
   }

@@ -51,9 +51,9 @@ int run_check(const RunConfig& cfg) {
     const std::string note = loaded ? (*loaded)->build_note() : "";
     details.push_back("backend " + std::string(backend_name(plan.backend)) + ", " +
                       std::to_string(plan.programs.size()) + " programs, " +
-                      (note.empty() ? std::string(plan.plain_loads ? "plain-load" : "probe-read") +
-                                          " build"
-                                    : note));
+                      (note.empty()
+                           ? std::string(plan.plain_loads ? "plain-load" : "probe-read") + " build"
+                           : note));
     if (!loaded) keepalive_off(&plan, parts.back().why);
     if (loaded) keepalive = std::move(loaded.value());
   }

@@ -467,8 +467,8 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
         // Probes waiting for their socket's cgroup and direction get them,
         // and the per-socket table forgets sockets whose gone event never came.
         agg.sweep(t0, [&](const Aggregator::LiveVisitor& visit) {
-                    for (const auto& r : *rows) visit(r.key, r.cookie, r.cgroup_id, r.cgroup, r.direction);
-                  });
+          for (const auto& r : *rows) visit(r.key, r.cookie, r.cgroup_id, r.cgroup, r.direction);
+        });
       }
       last = std::chrono::steady_clock::now();
       lock.lock();

@@ -27,10 +27,10 @@ Result<std::unique_ptr<StateTracker>> StateTracker::load_build(const StateTracke
                                                                bool plain) {
   capture_libbpf_log();
   std::unique_ptr<StateTracker> self(new StateTracker());
-  self->skel_ = plain ? state_bpf__open()
-                                 : open_skeleton_with<state_bpf>(state_bpf__create_skeleton,
-                                                                 state_compat_bpf__elf_bytes,
-                                                                 state_bpf__destroy);
+  self->skel_ =
+      plain ? state_bpf__open()
+            : open_skeleton_with<state_bpf>(state_bpf__create_skeleton, state_compat_bpf__elf_bytes,
+                                            state_bpf__destroy);
   if (!self->skel_) {
     return Error{"opening the state tracker's BPF object failed: " + errstr(errno) +
                  take_log_tail(20)};

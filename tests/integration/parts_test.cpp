@@ -262,8 +262,7 @@ TEST(PartsBuildTest, ARefusedPlainLoadBuildFallsBackToTheProbeReadOne) {
   if (plain) {
     for (const auto& part : parts) {
       if (kernel_lacks(part)) continue;
-      EXPECT_NE(agent.log().find("part " + part + ": " + note), std::string::npos)
-          << agent.log();
+      EXPECT_NE(agent.log().find("part " + part + ": " + note), std::string::npos) << agent.log();
     }
   }
   TestCgroup leaky(false);

@@ -575,8 +575,7 @@ TEST_F(CapabilitiesTest, DaemonSetSetStartsAttachesServesAndCountsAKill) {
   EXPECT_TRUE(eventually(
       [&] {
         return metric(http_get(9977, "/metrics"), "tcpka_keepalive_kills_total",
-                      {{"outcome", "timeout"}, {"port", std::to_string(l.port)}}) ==
-               kills.shown();
+                      {{"outcome", "timeout"}, {"port", std::to_string(l.port)}}) == kills.shown();
       },
       seconds(5)))
       << http_get(9977, "/metrics");

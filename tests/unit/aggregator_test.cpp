@@ -436,7 +436,8 @@ TEST(AggregatorSweepTest, ForgetsSocketsTheScanNoLongerShows) {
   agg.add(b, "/a");
   const size_t removed = agg.sweep(200, [&](const Aggregator::LiveVisitor& visit) {
     visit(a.sock, 0, 7, "/a", Direction::kInbound);
-    visit(probe(Direction::kInbound, 80, 3).sock, 0, 7, "/a", Direction::kInbound);  // never tracked
+    visit(probe(Direction::kInbound, 80, 3).sock, 0, 7, "/a",
+          Direction::kInbound);  // never tracked
   });
   EXPECT_EQ(removed, 1u);
   EXPECT_TRUE(agg.socket(a.sock).has_value());
@@ -460,9 +461,10 @@ TEST(AggregatorSweepTest, EachSweepNeedsItsOwnSighting) {
   Aggregator agg(100, 100);
   Event e = probe(Direction::kInbound, 80, 1);
   agg.add(e, "/a");
-  EXPECT_EQ(agg.sweep(10, [&](const Aggregator::LiveVisitor& visit) {
-              visit(e.sock, 0, 7, "/a", Direction::kInbound);
-            }),
+  EXPECT_EQ(agg.sweep(10,
+                      [&](const Aggregator::LiveVisitor& visit) {
+                        visit(e.sock, 0, 7, "/a", Direction::kInbound);
+                      }),
             0u);
   EXPECT_EQ(agg.sweep(10, [](const Aggregator::LiveVisitor&) {}), 1u);
 }
