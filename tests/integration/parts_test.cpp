@@ -49,6 +49,38 @@ class RefusePart {
   RefusePart& operator=(const RefusePart&) = delete;
 };
 
+// The audit lists the CLOSE_WAIT socket of this process on `port`, with
+// its owner (the accepting end of a connection whose client closed).
+void expect_close_wait_listed(Agent& agent, uint16_t port) {
+  EXPECT_TRUE(eventually(
+      [&] {
+        for (const auto& r : json_objects(agent.get("/sockets?state=close_wait"))) {
+          if (json_field(r, "sport") == std::to_string(port) &&
+              json_field(r, "pid") == std::to_string(getpid())) {
+            return true;
+          }
+        }
+        return false;
+      },
+      seconds(10)))
+      << agent.get("/sockets?state=close_wait");
+}
+
+// Closes that socket after a second in CLOSE_WAIT: the state tracker,
+// where it runs, times it under its cgroup.
+void close_after_a_while(Conn& leak, Agent& agent, const TestCgroup& cgroup, bool tracked) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  ::close(leak.server);
+  leak.server = -1;
+  EXPECT_TRUE(eventually(
+      [&] {
+        return metric(agent.metrics(), "tcpka_close_wait_duration_seconds_count",
+                      {{"cgroup", cgroup.path()}}) == (tracked ? 1 : 0);
+      },
+      seconds(5)))
+      << agent.metrics();
+}
+
 class PartsTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override { ASSERT_EQ(geteuid(), 0u) << "integration tests need root"; }
@@ -134,36 +166,14 @@ TEST_P(PartsTest, RunStartsWithoutItAndTheOthersStillCount) {
   Conn leak = connect_pair(l2);
   ::close(leak.client);
   leak.client = -1;
-  const std::string port = std::to_string(l2.port);
   if (part == "audit") {
     agent.get("/sockets?state=close_wait", &status);
     EXPECT_EQ(status, 503);
   } else {
-    EXPECT_TRUE(eventually(
-        [&] {
-          const auto rows = json_objects(agent.get("/sockets?state=close_wait"));
-          for (const auto& r : rows) {
-            if (json_field(r, "sport") == port &&
-                json_field(r, "pid") == std::to_string(getpid())) {
-              return true;
-            }
-          }
-          return false;
-        },
-        seconds(10)))
-        << agent.get("/sockets?state=close_wait");
+    expect_close_wait_listed(agent, l2.port);
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
-  ::close(leak.server);
-  leak.server = -1;
-  const bool tracked = part != "state_tracker" && !kernel_lacks("state_tracker");
-  EXPECT_TRUE(eventually(
-      [&] {
-        return metric(agent.metrics(), "tcpka_close_wait_duration_seconds_count",
-                      {{"cgroup", leaky.path()}}) == (tracked ? 1 : 0);
-      },
-      seconds(5)))
-      << agent.metrics();
+  close_after_a_while(leak, agent, leaky,
+                      part != "state_tracker" && !kernel_lacks("state_tracker"));
 
   // The keepalive counters: a kill by timeout, errno ETIMEDOUT.
   Conn doomed = connect_pair(l);
@@ -272,28 +282,8 @@ TEST(PartsBuildTest, ARefusedPlainLoadBuildFallsBackToTheProbeReadOne) {
   Conn leak = connect_pair(l);
   ::close(leak.client);
   leak.client = -1;
-  EXPECT_TRUE(eventually(
-      [&] {
-        for (const auto& r : json_objects(agent.get("/sockets?state=close_wait"))) {
-          if (json_field(r, "sport") == std::to_string(l.port) &&
-              json_field(r, "pid") == std::to_string(getpid())) {
-            return true;
-          }
-        }
-        return false;
-      },
-      seconds(10)))
-      << agent.get("/sockets?state=close_wait");
-  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
-  ::close(leak.server);
-  leak.server = -1;
-  EXPECT_TRUE(eventually(
-      [&] {
-        return metric(agent.metrics(), "tcpka_close_wait_duration_seconds_count",
-                      {{"cgroup", leaky.path()}}) == (kernel_lacks("state_tracker") ? 0 : 1);
-      },
-      seconds(5)))
-      << agent.metrics();
+  expect_close_wait_listed(agent, l.port);
+  close_after_a_while(leak, agent, leaky, !kernel_lacks("state_tracker"));
   EXPECT_EQ(agent.stop(), 0) << agent.log();
 }
 
