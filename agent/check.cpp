@@ -48,7 +48,7 @@ int run_check(const RunConfig& cfg) {
         gap.empty() ? KeepaliveBpf::load(LoadOptions{plan, cfg.ringbuf_bytes, cfg.max_sockets})
                     : Result<std::unique_ptr<KeepaliveBpf>>(Error{gap});
     parts.push_back(part_state(Part::kKeepalive, gap, loaded));
-    const std::string note = loaded ? (*loaded)->build_note() : "";
+    const std::string& note = parts.back().note;
     details.push_back("backend " + std::string(backend_name(plan.backend)) + ", " +
                       std::to_string(plan.programs.size()) + " programs, " +
                       (note.empty()
@@ -64,7 +64,7 @@ int run_check(const RunConfig& cfg) {
         gap.empty() ? StateTracker::load({plan.plain_loads, false, "", 0, 0})
                     : Result<std::unique_ptr<StateTracker>>(Error{gap});
     parts.push_back(part_state(Part::kStateTracker, gap, loaded));
-    details.push_back(loaded ? (*loaded)->build_note() : "");
+    details.push_back(parts.back().note);
     if (loaded) tracker = std::move(loaded.value());
   }
   {
@@ -73,7 +73,7 @@ int run_check(const RunConfig& cfg) {
         gap.empty() ? AuditBpf::load({plan.plain_loads, false, "", tracker.get()})
                     : Result<std::unique_ptr<AuditBpf>>(Error{gap});
     parts.push_back(part_state(Part::kAudit, gap, loaded));
-    details.push_back(loaded ? (*loaded)->build_note() : "");
+    details.push_back(parts.back().note);
   }
   {
     // Reported whether or not a policy is configured: check tells what the

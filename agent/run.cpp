@@ -100,7 +100,6 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
                                           cfg.close_wait_ringbuf_bytes, cfg.close_wait_slots})
                     : Result<std::unique_ptr<StateTracker>>(Error{gap});
     parts.push_back(part_state(Part::kStateTracker, gap, loaded));
-    if (loaded) parts.back().note = (*loaded)->build_note();
     if (loaded) tracker = std::move(loaded.value());
   }
   std::unique_ptr<AuditBpf> auditor;
@@ -110,7 +109,6 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
         gap.empty() ? AuditBpf::load({plan.plain_loads, true, state_pin_if_possible(), tracker.get()})
                     : Result<std::unique_ptr<AuditBpf>>(Error{gap});
     parts.push_back(part_state(Part::kAudit, gap, loaded));
-    if (loaded) parts.back().note = (*loaded)->build_note();
     if (loaded) auditor = std::move(loaded.value());
   }
   std::string audit_why = parts.back().why;
@@ -125,7 +123,6 @@ int run_agent(const RunConfig& cfg, const std::function<Result<RunConfig>()>& re
                                           : Result<Attached>(Error{gap});
     parts.push_back(part_state(Part::kKeepalive, gap, loaded));
     if (loaded) {
-      parts.back().note = loaded->bpf->build_note();
       bpf = std::move(loaded.value().bpf);
     } else {
       keepalive_off(&plan, parts.back().why);

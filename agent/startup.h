@@ -75,11 +75,22 @@ struct PartState {
 
 // The state of a part from its gap (part_gap()) and, when there is none,
 // the result of loading it.
+// Which build loaded, when not the planned one (load_either_build).
+template <typename T>
+std::string build_note_of(const std::unique_ptr<T>& loaded) {
+  return loaded ? loaded->build_note() : "";
+}
+inline std::string build_note_of(const Attached& a) {
+  return build_note_of(a.bpf);
+}
+
 template <typename T>
 PartState part_state(Part p, const std::string& gap, const Result<T>& loaded) {
   if (!gap.empty()) return {p, false, "the kernel lacks it: " + gap};
   if (!loaded) return {p, false, loaded.error()};
-  return {p, true, ""};
+  PartState on{p, true, ""};
+  on.note = build_note_of(loaded.value());
+  return on;
 }
 
 // The keepalive part did not load: every signal of the plan is unobserved,
